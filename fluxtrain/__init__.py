@@ -1,0 +1,52 @@
+"""fluxtrain: train PyTorch models with callbacks and expressive hyperparameter schedules."""
+
+from .access import Read as Read
+from .exceptions import StateAccessError as StateAccessError
+from .access import Write as Write
+from .callback import Callback as Callback
+from .callback import CustomCallback as CustomCallback
+from .callbacks.custom import throttle as throttle
+from .callbacks.metrics import Accuracy as Accuracy
+from .callbacks.metrics import Loss as Loss
+from .callbacks.metrics import Metric as Metric
+from .callbacks.metrics import Metrics as Metrics
+from .callbacks.printer import MetricsPrinter as MetricsPrinter
+from .callbacks.progress import ProgressPrinter as ProgressPrinter
+from .callbacks.recorder import Recorder as Recorder
+from .callbacks.stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
+from .callbacks.to_device import ToDevice as ToDevice
+from .events import BackwardBegin as BackwardBegin
+from .events import BackwardEnd as BackwardEnd
+from .events import EpochBegin as EpochBegin
+from .events import EpochEnd as EpochEnd
+from .events import Event as Event
+from .events import FitBegin as FitBegin
+from .events import FitEnd as FitEnd
+from .events import LossBegin as LossBegin
+from .events import StepBegin as StepBegin
+from .events import StepEnd as StepEnd
+from .exceptions import BatchError as BatchError
+from .exceptions import CallbackConflictError as CallbackConflictError
+from .exceptions import CancelEpoch as CancelEpoch
+from .exceptions import CancelFitting as CancelFitting
+from .exceptions import CancelStep as CancelStep
+from .exceptions import FluxTrainError as FluxTrainError
+from .exceptions import HyperParameterError as HyperParameterError
+from .exceptions import ScheduleError as ScheduleError
+from .hyperparameters import HyperParameter as HyperParameter
+from .hyperparameters import LearningRate as LearningRate
+from .hyperparameters import Momentum as Momentum
+from .hyperparameters import OptimizerHyperParameter as OptimizerHyperParameter
+from .hyperparameters import WeightDecay as WeightDecay
+from .learner import Learner as Learner
+from .ordering import NoConflict as NoConflict
+from .ordering import RunFirst as RunFirst
+from .ordering import Unresolvable as Unresolvable
+from .phases import AbstractTrainingPhase as AbstractTrainingPhase
+from .phases import AbstractValidationPhase as AbstractValidationPhase
+from .phases import Phase as Phase
+from .phases import TrainingPhase as TrainingPhase
+from .phases import ValidationPhase as ValidationPhase
+from .state import FitResult as FitResult
+
+__version__ = "0.1.0"

@@ -1,0 +1,198 @@
+"""Declared state access: what a callback may read and write on the learner.
+
+A callback's ``stateaccess`` maps dotted paths into the learner to :data:`Read` or :data:`Write`.
+The paths are checked when the class is defined, so a typo fails at import. During a fit each
+hook receives a :class:`ProtectedLearner` built once per callback: reading or writing a path that
+was not declared raises :class:`~fluxtrain.StateAccessError` naming the callback, the path and
+the fix.
+
+Paths: ``model``, ``optimizer``, ``loss_fn``, ``data``, ``callbacks``, ``fitstate``,
+``batch`` (or one of ``batch.inputs``, ``batch.targets``, ``batch.outputs``, ``batch.loss``)
+and ``cbstate`` (or ``cbstate.<name>`` for one entry, e.g. ``cbstate.history``).
+``Write`` implies ``Read``.
+
+Examples:
+    >>> check_stateaccess("Mine", {"batch.loss": Read, "cbstate.history": Write})
+    {'batch.loss': <Access.Read: 1>, 'cbstate.history': <Access.Write: 2>}
+    >>> check_stateaccess("Mine", {"bacth.loss": Read})
+    Traceback (most recent call last):
+    ...
+    fluxtrain.exceptions.StateAccessError: Mine.stateaccess: unknown path 'bacth.loss'. ...
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+from .exceptions import StateAccessError
+
+
+class Access(enum.Enum):
+    """How a callback uses a piece of learner state."""
+
+    Read = 1
+    Write = 2
+
+
+Read = Access.Read
+Write = Access.Write
+
+ROOTS = ("model", "optimizer", "loss_fn", "data", "callbacks", "fitstate", "batch", "cbstate")
+BATCH_FIELDS = ("inputs", "targets", "outputs", "loss")
+
+
+def check_stateaccess(owner: str, stateaccess: Mapping[str, Access]) -> dict[str, Access]:
+    """Validates a ``stateaccess`` declaration and returns it as a plain dict.
+
+    Args:
+        owner: The name of the declaring class, for the error message.
+        stateaccess: Dotted paths mapped to :data:`Read` or :data:`Write`.
+
+    Returns:
+        The declaration as a ``dict``.
+
+    Raises:
+        StateAccessError: For an unknown path or a value other than ``Read``/``Write``.
+
+    Examples:
+        >>> check_stateaccess("Mine", {"model": Write})
+        {'model': <Access.Write: 2>}
+    """
+    if not isinstance(stateaccess, Mapping):
+        raise StateAccessError(
+            f"{owner}.stateaccess must be a dict of dotted paths to Read or Write, "
+            f"got {type(stateaccess).__name__}: {stateaccess!r}."
+        )
+    for path, access in stateaccess.items():
+        if not isinstance(access, Access):
+            raise StateAccessError(
+                f"{owner}.stateaccess[{path!r}] must be Read or Write (from fluxtrain), "
+                f"got {access!r}."
+            )
+        if not _known_path(path):
+            raise StateAccessError(
+                f"{owner}.stateaccess: unknown path {path!r}. Paths start with one of "
+                f"{', '.join(ROOTS)}; under 'batch' come {', '.join(BATCH_FIELDS)}; under "
+                f"'cbstate' any entry name, e.g. 'cbstate.history'."
+            )
+    return dict(stateaccess)
+
+
+def _known_path(path: object) -> bool:
+    if not isinstance(path, str):
+        return False
+    parts = path.split(".")
+    if parts[0] not in ROOTS:
+        return False
+    if len(parts) == 1:
+        return True
+    if len(parts) != 2:
+        return False
+    if parts[0] == "batch":
+        return parts[1] in BATCH_FIELDS
+    if parts[0] == "cbstate":
+        return parts[1].isidentifier()
+    return False
+
+
+def merge_stateaccess(*declarations: Mapping[str, Access]) -> dict[str, Access]:
+    """Merges declarations; where two name the same path, ``Write`` wins.
+
+    Examples:
+        >>> merge_stateaccess({"model": Read}, {"model": Write, "batch": Read})
+        {'model': <Access.Write: 2>, 'batch': <Access.Read: 1>}
+    """
+    merged: dict[str, Access] = {}
+    for declaration in declarations:
+        for path, access in declaration.items():
+            if merged.get(path) is not Write:
+                merged[path] = access
+    return merged
+
+
+def overlaps(a: str, b: str) -> bool:
+    """Whether two paths name overlapping state (equal, or one contains the other).
+
+    Examples:
+        >>> overlaps("batch", "batch.loss"), overlaps("batch.loss", "batch.outputs")
+        (True, False)
+    """
+    return a == b or a.startswith(b + ".") or b.startswith(a + ".")
+
+
+class ProtectedLearner:
+    """A view of a learner (or of one of its parts) that allows only declared access.
+
+    Built once per callback when the learner is built, so a hook call allocates nothing.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> learner = SimpleNamespace(model="net", optimizer="sgd")
+        >>> view = ProtectedLearner(learner, "Mine", {"model": Read})
+        >>> view.model
+        'net'
+        >>> view.optimizer
+        Traceback (most recent call last):
+        ...
+        fluxtrain.exceptions.StateAccessError: Mine reads learner.optimizer, which Mine.stateaccess does not declare. Add "optimizer": Read to Mine.stateaccess.
+    """
+
+    __slots__ = ("_target", "_owner", "_prefix", "_reads", "_writes", "_children")
+
+    def __init__(
+        self, target: Any, owner: str, stateaccess: Mapping[str, Access], prefix: str = ""
+    ) -> None:
+        reads: set[str] = set()
+        writes: set[str] = set()
+        nested: dict[str, dict[str, Access]] = {}
+        for path, access in stateaccess.items():
+            head, _, rest = path.partition(".")
+            if rest:
+                nested.setdefault(head, {})[rest] = access
+                continue
+            reads.add(head)
+            if access is Write:
+                writes.add(head)
+        children = {
+            head: ProtectedLearner(getattr(target, head), owner, sub, f"{prefix}{head}.")
+            for head, sub in nested.items()
+            if head not in reads
+        }
+        object.__setattr__(self, "_target", target)
+        object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_prefix", prefix)
+        object.__setattr__(self, "_reads", frozenset(reads))
+        object.__setattr__(self, "_writes", frozenset(writes))
+        object.__setattr__(self, "_children", children)
+
+    def __getattr__(self, name: str) -> Any:
+        child = self._children.get(name)
+        if child is not None:
+            return child
+        if name in self._reads:
+            return getattr(self._target, name)
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise self._error(name, Read)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in self._writes:
+            setattr(self._target, name, value)
+            return
+        raise self._error(name, Write)
+
+    def __contains__(self, name: str) -> bool:
+        return (name in self._reads or name in self._children) and name in self._target
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._reads | set(self._children))
+
+    def _error(self, name: str, access: Access) -> StateAccessError:
+        path = self._prefix + name
+        verb = "reads" if access is Read else "writes"
+        return StateAccessError(
+            f"{self._owner} {verb} learner.{path}, which {self._owner}.stateaccess does not "
+            f'declare. Add "{path}": {access.name} to {self._owner}.stateaccess.'
+        )

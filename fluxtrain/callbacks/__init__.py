@@ -1,0 +1,1 @@
+"""Callbacks shipped with fluxtrain."""

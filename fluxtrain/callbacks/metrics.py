@@ -1,0 +1,211 @@
+"""Metrics: per-step values kept on the device, batch-size-weighted epoch values.
+
+``cbstate.metrics_step["train/Loss"]`` holds the latest step's value as a detached tensor (no
+host sync); ``cbstate.metrics_epoch["valid/Accuracy"]`` is a list with one float per epoch of that
+phase, read once at the end of each epoch.
+
+Examples:
+    >>> from fluxtrain.testing import tiny_learner
+    >>> learner = tiny_learner(Metrics(), n_batches=2)
+    >>> _ = learner.fit(1)
+    >>> sorted(learner.cbstate.metrics_epoch)
+    ['train/Loss', 'valid/Loss']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ..access import Read, Write
+from ..callback import Callback
+from ..exceptions import FluxTrainError
+from ..phases import Phase
+from .recorder import batch_size
+
+
+@runtime_checkable
+class TorchMetricLike(Protocol):
+    """Anything with torchmetrics' ``update(preds, target)``, ``compute()`` and ``reset()``."""
+
+    def update(self, preds: Any, target: Any) -> None: ...
+    def compute(self) -> Any: ...
+    def reset(self) -> None: ...
+
+
+class Metric:
+    """A metric averaged over an epoch, weighted by batch size, accumulated on the device.
+
+    Subclasses implement :meth:`value`: the batch's mean value as a 0-d tensor.
+
+    Examples:
+        >>> import torch
+        >>> class MeanAbsError(Metric):
+        ...     def value(self, outputs, targets, loss):
+        ...         return (outputs - targets).abs().mean()
+        >>> m = MeanAbsError()
+        >>> _ = m.step(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0]), None)
+        >>> _ = m.step(torch.tensor([1.0]), torch.tensor([0.0]), None)
+        >>> m.compute()
+        1.6666666666666667
+    """
+
+    name: str = ""
+
+    def __init__(self) -> None:
+        if not self.name:
+            self.name = type(self).__name__
+        self.reset()
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        """The batch's mean value (a 0-d tensor, not read on the host)."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forgets the epoch so far."""
+        self._total: torch.Tensor | None = None
+        self._count = 0
+
+    def step(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        """Adds one batch; returns its value (a tensor on the device)."""
+        value = self.value(outputs, targets, loss).detach()
+        n = batch_size(targets)
+        if self._total is None:
+            self._total = value.double() * n if value.device.type == "cpu" else value * n
+        else:
+            self._total.add_(value, alpha=n)
+        self._count += n
+        return value
+
+    def compute(self) -> float:
+        """The weighted mean over the epoch so far (reads the device once)."""
+        if self._total is None or self._count == 0:
+            return float("nan")
+        return float(self._total) / self._count
+
+
+class Loss(Metric):
+    """The loss, as computed by the learner's ``loss_fn`` (a batch mean)."""
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        return loss
+
+
+class Accuracy(Metric):
+    """Share of samples whose arg-max output (last dimension) equals the integer target."""
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        return (outputs.argmax(dim=-1) == targets).float().mean()
+
+
+class FunctionMetric(Metric):
+    """A metric from ``fn(outputs, targets) -> batch mean``; named after the function."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        super().__init__()
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        result = self.fn(outputs, targets)
+        return result if isinstance(result, torch.Tensor) else torch.tensor(float(result))
+
+
+class TorchMetric(Metric):
+    """Wraps a torchmetrics-style object: ``update`` per step, ``compute`` at epoch end."""
+
+    def __init__(self, metric: TorchMetricLike, name: str | None = None) -> None:
+        self.metric = metric
+        self.name = name or type(metric).__name__
+        super().__init__()
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def step(self, outputs: Any, targets: Any, loss: Any) -> None:  # type: ignore[override]
+        self.metric.update(outputs, targets)
+
+    def compute(self) -> float:
+        return float(self.metric.compute())
+
+
+def as_metric(metric: Any) -> Metric:
+    """A :class:`Metric` from a Metric, a torchmetrics-style object or a function.
+
+    Examples:
+        >>> as_metric(Accuracy()).name
+        'Accuracy'
+    """
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, type) and issubclass(metric, Metric):
+        return metric()
+    if isinstance(metric, TorchMetricLike):
+        return TorchMetric(metric)
+    if callable(metric):
+        return FunctionMetric(metric)
+    raise FluxTrainError(
+        f"Metrics: expected a Metric, an object with update/compute/reset, or a function "
+        f"fn(outputs, targets), got {metric!r}."
+    )
+
+
+class Metrics(Callback):
+    """Tracks :class:`Loss` (always) and the given metrics, per step and per epoch.
+
+    Args:
+        *metrics: :class:`Metric` instances (``Accuracy()``), functions
+            ``fn(outputs, targets)`` returning a batch mean, or torchmetrics-style objects.
+    """
+
+    stateaccess = {
+        "batch": Read,
+        "cbstate.metrics_step": Write,
+        "cbstate.metrics_epoch": Write,
+    }
+
+    def __init__(self, *metrics: Any) -> None:
+        converted = [as_metric(m) for m in metrics]
+        if not any(isinstance(m, Loss) for m in converted):
+            converted.insert(0, Loss())
+        names = [m.name for m in converted]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise FluxTrainError(
+                f"Metrics: two metrics are named {', '.join(duplicates)}; give them distinct "
+                f"names (FunctionMetric(fn, name=...))."
+            )
+        self.metrics = converted
+        self._keys: dict[tuple[str, str], str] = {}
+
+    def init(self, learner: Any) -> None:
+        if "metrics_step" not in learner.cbstate:
+            learner.cbstate.metrics_step = {}
+        if "metrics_epoch" not in learner.cbstate:
+            learner.cbstate.metrics_epoch = {}
+
+    def _key(self, phase: Phase, metric: Metric) -> str:
+        key = self._keys.get((phase.name, metric.name))
+        if key is None:
+            key = self._keys[(phase.name, metric.name)] = f"{phase.name}/{metric.name}"
+        return key
+
+    def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
+        for metric in self.metrics:
+            metric.reset()
+
+    def on_step_end(self, phase: Phase, learner: Any) -> None:
+        batch = learner.batch
+        outputs, targets, loss = batch.outputs, batch.targets, batch.loss
+        step_values = learner.cbstate.metrics_step
+        for metric in self.metrics:
+            value = metric.step(outputs, targets, loss)
+            if value is not None:
+                step_values[self._key(phase, metric)] = value
+
+    def on_epoch_end(self, phase: Phase, learner: Any) -> None:
+        epoch_values = learner.cbstate.metrics_epoch
+        for metric in self.metrics:
+            epoch_values.setdefault(self._key(phase, metric), []).append(metric.compute())

@@ -1,0 +1,124 @@
+"""ProgressPrinter: a tqdm bar per phase and epoch, with a running loss read without stalls.
+
+The bar is redrawn at most every ``interval`` seconds; only then is the loss read. On CUDA the
+loss is copied to pinned host memory with a non-blocking copy, and the value shown is the latest
+copy that has arrived, so the progress bar never waits for the device.
+
+Examples:
+    >>> import io
+    >>> from fluxtrain.testing import tiny_learner
+    >>> out = io.StringIO()
+    >>> _ = tiny_learner(ProgressPrinter(file=out), n_batches=3).fit(1)
+    >>> "Epoch 1 train" in out.getvalue()
+    True
+"""
+
+from __future__ import annotations
+
+import time
+from typing import IO, Any
+
+import torch
+from tqdm.auto import tqdm
+
+from ..access import Read
+from ..callback import Callback
+from ..phases import Phase
+
+
+class LatestValue:
+    """Reads a scalar tensor on the host without blocking on an accelerator.
+
+    Examples:
+        >>> import torch
+        >>> reader = LatestValue()
+        >>> reader.read(torch.tensor(0.5))
+        0.5
+    """
+
+    def __init__(self) -> None:
+        self._host: torch.Tensor | None = None
+        self._event: Any = None
+        self._value = float("nan")
+
+    def read(self, tensor: torch.Tensor) -> float:
+        """The value of ``tensor`` if on the CPU, else of the latest copy that has arrived."""
+        if tensor.device.type == "cpu":
+            return float(tensor.detach())
+        if self._event is not None and self._event.query():
+            self._value = float(self._host)  # type: ignore[arg-type]
+            self._event = None
+        if self._event is None and tensor.device.type == "cuda":
+            if self._host is None:
+                self._host = torch.empty((), dtype=tensor.dtype, pin_memory=True)
+            self._host.copy_(tensor.detach(), non_blocking=True)
+            self._event = torch.cuda.Event()
+            self._event.record()
+        return self._value
+
+
+class ProgressPrinter(Callback):
+    """Shows a progress bar per phase and epoch with the running loss.
+
+    Args:
+        file: Where bars go (``sys.stderr`` by default).
+        interval: Seconds between redraws; the loss is read only at a redraw.
+        leave: Keep finished bars on screen.
+    """
+
+    stateaccess = {"batch.loss": Read, "fitstate": Read}
+
+    def __init__(self, file: IO[str] | None = None, interval: float = 0.1, leave: bool = True):
+        self.file = file
+        self.interval = interval
+        self.leave = leave
+        self._bar: Any = None
+        self._reader = LatestValue()
+        self._pending = 0
+        self._next = 0.0
+
+    def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
+        state = learner.fitstate
+        self._close()
+        epoch = state.total_epochs + 1 if phase.name == "train" else state.total_epochs
+        self._bar = tqdm(
+            total=state.epoch_length,
+            desc=f"Epoch {max(epoch, 1)} {phase.name}",
+            file=self.file,
+            leave=self.leave,
+            dynamic_ncols=True,
+            mininterval=self.interval,
+            unit="step",
+        )
+        self._pending = 0
+        self._next = time.monotonic() + self.interval
+
+    def on_step_end(self, phase: Phase, learner: Any) -> None:
+        self._pending += 1
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.interval
+        self._flush(learner)
+
+    def on_epoch_end(self, phase: Phase, learner: Any) -> None:
+        self._flush(learner)
+        self._close()
+
+    def on_fit_end(self, phase: Phase, learner: Any) -> None:
+        self._close()
+
+    def _flush(self, learner: Any) -> None:
+        bar = self._bar
+        if bar is None:
+            return
+        loss = learner.batch.loss
+        if isinstance(loss, torch.Tensor):
+            bar.set_postfix_str(f"loss={self._reader.read(loss):.4g}", refresh=False)
+        bar.update(self._pending)
+        self._pending = 0
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

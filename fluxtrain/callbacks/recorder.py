@@ -1,0 +1,74 @@
+"""Recorder: counts epochs, steps and samples per phase in ``cbstate.history``.
+
+Examples:
+    >>> from fluxtrain.testing import tiny_learner
+    >>> learner = tiny_learner(Recorder(), n_batches=3)
+    >>> _ = learner.fit(2)
+    >>> learner.cbstate.history["train"]
+    PhaseHistory(epochs=2, steps=6, steps_epoch=3, samples=24)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..access import Read, Write
+from ..callback import Callback
+from ..phases import Phase
+
+
+@dataclass
+class PhaseHistory:
+    """Counters of one phase over all fits.
+
+    Attributes:
+        epochs: Completed epochs.
+        steps: Completed steps (a step cancelled with ``CancelStep`` does not count).
+        steps_epoch: Completed steps in the current (or last) epoch.
+        samples: Samples seen in completed steps (the first dimension of the targets).
+    """
+
+    epochs: int = 0
+    steps: int = 0
+    steps_epoch: int = 0
+    samples: int = 0
+
+
+def batch_size(targets: Any) -> int:
+    """The number of samples in a batch: the first dimension of its targets.
+
+    Examples:
+        >>> import torch
+        >>> batch_size(torch.zeros(5, 3)), batch_size([1, 2])
+        (5, 2)
+    """
+    shape = getattr(targets, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else 1
+    return len(targets)
+
+
+class Recorder(Callback):
+    """Keeps ``cbstate.history``: a :class:`PhaseHistory` per phase name (``"train"``, ...)."""
+
+    stateaccess = {"cbstate.history": Write, "batch.targets": Read}
+
+    def init(self, learner: Any) -> None:
+        if "history" not in learner.cbstate:
+            learner.cbstate.history = {}
+
+    def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
+        history = learner.cbstate.history
+        if phase.name not in history:
+            history[phase.name] = PhaseHistory()
+        history[phase.name].steps_epoch = 0
+
+    def on_step_end(self, phase: Phase, learner: Any) -> None:
+        record = learner.cbstate.history[phase.name]
+        record.steps += 1
+        record.steps_epoch += 1
+        record.samples += batch_size(learner.batch.targets)
+
+    def on_epoch_end(self, phase: Phase, learner: Any) -> None:
+        learner.cbstate.history[phase.name].epochs += 1

@@ -1,0 +1,203 @@
+"""Hyperparameters a :class:`~fluxtrain.Scheduler` can drive.
+
+Subclass :class:`HyperParameter` for anything: declare ``stateaccess`` and implement
+``sethyperparameter(self, learner, value)``. The built-in :class:`LearningRate`,
+:class:`Momentum` and :class:`WeightDecay` write the optimizer's param groups: all of them, or
+one (``LearningRate(group=1)``).
+
+Examples:
+    >>> import torch
+    >>> optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1e-3)
+    >>> Momentum().apply(optimizer, 0.8)
+    >>> optimizer.param_groups[0]["betas"]
+    (0.8, 0.999)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from .access import Access, Write, check_stateaccess
+from .exceptions import HyperParameterError
+
+
+class HyperParameter:
+    """Something a schedule sets once per training step.
+
+    Class attributes:
+        stateaccess: What :meth:`sethyperparameter` reads and writes (checked at definition).
+
+    Examples:
+        >>> from fluxtrain import Write
+        >>> class DropoutProb(HyperParameter):
+        ...     stateaccess = {"model": Write}
+        ...     def sethyperparameter(self, learner, value):
+        ...         learner.model.dropout.p = value
+        >>> DropoutProb().name
+        'DropoutProb'
+    """
+
+    stateaccess: ClassVar[Mapping[str, Access]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "stateaccess" in cls.__dict__:
+            cls.stateaccess = check_stateaccess(cls.__name__, cls.__dict__["stateaccess"])
+
+    @property
+    def name(self) -> str:
+        """The name values are recorded under in ``cbstate.hyperparams``."""
+        return type(self).__name__
+
+    def check(self, learner: Any) -> None:
+        """Raises if this hyperparameter cannot be set on ``learner``; called at ``FitBegin``."""
+
+    def sethyperparameter(self, learner: Any, value: float) -> None:
+        """Sets the value for the coming training step."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement sethyperparameter(self, learner, value)."
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class OptimizerHyperParameter(HyperParameter):
+    """A hyperparameter held in the optimizer's param groups under :attr:`key`.
+
+    Args:
+        group: Index of the one param group to set; ``None`` sets every group.
+    """
+
+    stateaccess = {"optimizer": Write}
+    key: ClassVar[str] = ""
+
+    def __init__(self, group: int | None = None) -> None:
+        if group is not None and (isinstance(group, bool) or not isinstance(group, int)):
+            raise HyperParameterError(
+                f"{type(self).__name__}: group must be an int index or None, got {group!r}."
+            )
+        if group is not None and group < 0:
+            raise HyperParameterError(
+                f"{type(self).__name__}: group must be >= 0, got {group}."
+            )
+        self.group = group
+
+    @property
+    def name(self) -> str:
+        base = type(self).__name__
+        return base if self.group is None else f"{base}[group={self.group}]"
+
+    def groups(self, optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+        """The param groups this hyperparameter sets."""
+        if self.group is None:
+            return optimizer.param_groups
+        return [optimizer.param_groups[self.group]]
+
+    def check_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Raises ``HyperParameterError`` if ``optimizer`` lacks this hyperparameter."""
+        n = len(optimizer.param_groups)
+        if self.group is not None and self.group >= n:
+            raise HyperParameterError(
+                f"{self.name}: the optimizer has {n} param group(s), so group={self.group} "
+                f"does not exist. Use a group index below {n}."
+            )
+        for group in self.groups(optimizer):
+            if self.field(group) is None:
+                raise HyperParameterError(
+                    f"{self.name} cannot be set on {type(optimizer).__name__}: its param groups "
+                    f"have no {self.describe()} (they have {', '.join(sorted(group))}). Drop "
+                    f"{type(self).__name__} from the Scheduler or use an optimizer that has it."
+                )
+
+    def check(self, learner: Any) -> None:
+        self.check_optimizer(learner.optimizer)
+
+    def field(self, group: Mapping[str, Any]) -> str | None:
+        """The param-group key that holds this hyperparameter, or ``None``."""
+        return self.key if self.key in group else None
+
+    def describe(self) -> str:
+        """The key(s) looked for, in words."""
+        return repr(self.key)
+
+    def apply(self, optimizer: torch.optim.Optimizer, value: float) -> None:
+        """Writes ``value`` into the param groups (a tensor-valued entry is filled in place)."""
+        key = self.key
+        for group in self.groups(optimizer):
+            current = group[key]
+            if isinstance(current, torch.Tensor):
+                current.fill_(value)
+            else:
+                group[key] = value
+
+    def sethyperparameter(self, learner: Any, value: float) -> None:
+        self.apply(learner.optimizer, value)
+
+    def __repr__(self) -> str:
+        group = "" if self.group is None else f"group={self.group}"
+        return f"{type(self).__name__}({group})"
+
+
+class LearningRate(OptimizerHyperParameter):
+    """The learning rate, ``lr`` (a tensor ``lr`` of a fused or capturable optimizer too).
+
+    Examples:
+        >>> import torch
+        >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> LearningRate().apply(optimizer, 0.05)
+        >>> optimizer.param_groups[0]["lr"]
+        0.05
+    """
+
+    key = "lr"
+
+
+class WeightDecay(OptimizerHyperParameter):
+    """The weight decay, ``weight_decay``.
+
+    Examples:
+        >>> import torch
+        >>> optimizer = torch.optim.AdamW([torch.zeros(1, requires_grad=True)])
+        >>> WeightDecay().apply(optimizer, 0.05)
+        >>> optimizer.param_groups[0]["weight_decay"]
+        0.05
+    """
+
+    key = "weight_decay"
+
+
+class Momentum(OptimizerHyperParameter):
+    """Momentum: ``momentum`` (SGD, RMSprop) or ``betas[0]`` (Adam, AdamW, NAdam, RAdam, Adamax).
+
+    Examples:
+        >>> import torch
+        >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9)
+        >>> Momentum().apply(optimizer, 0.85)
+        >>> optimizer.param_groups[0]["momentum"]
+        0.85
+    """
+
+    key = "momentum"
+
+    def field(self, group: Mapping[str, Any]) -> str | None:
+        if "betas" in group:
+            return "betas"
+        return "momentum" if "momentum" in group else None
+
+    def describe(self) -> str:
+        return "'momentum' or 'betas'"
+
+    def apply(self, optimizer: torch.optim.Optimizer, value: float) -> None:
+        for group in self.groups(optimizer):
+            if "betas" in group:
+                betas = group["betas"]
+                if isinstance(betas[0], torch.Tensor):
+                    betas[0].fill_(value)
+                else:
+                    group["betas"] = (value, *betas[1:])
+            else:
+                group["momentum"] = value

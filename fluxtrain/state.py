@@ -1,0 +1,118 @@
+"""Plain state the learner holds: the current batch, shared callback state, fit counters.
+
+Examples:
+    >>> cbstate = CallbackState(history={})
+    >>> cbstate.history, "history" in cbstate
+    ({}, True)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+
+class Batch:
+    """State of the current step: ``inputs`` and ``targets``, then ``outputs``, then ``loss``.
+
+    Examples:
+        >>> Batch()
+        Batch(inputs=None, targets=None, outputs=None, loss=None)
+    """
+
+    __slots__ = ("inputs", "targets", "outputs", "loss")
+
+    def __init__(self) -> None:
+        self.inputs: Any = None
+        self.targets: Any = None
+        self.outputs: Any = None
+        self.loss: Any = None
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"Batch({fields})"
+
+
+class CallbackState:
+    """State shared between callbacks, by attribute (``cbstate.history``) or key.
+
+    Examples:
+        >>> cbstate = CallbackState()
+        >>> cbstate.metrics_epoch = {"train/Loss": [(0, 0.5)]}
+        >>> cbstate["metrics_epoch"]["train/Loss"]
+        [(0, 0.5)]
+    """
+
+    def __init__(self, **entries: Any) -> None:
+        self.__dict__.update(entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.__dict__
+
+    def __getitem__(self, name: str) -> Any:
+        return self.__dict__[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.__dict__[name] = value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dict__)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """The entry ``name``, or ``default`` when there is none."""
+        return self.__dict__.get(name, default)
+
+    def __repr__(self) -> str:
+        return f"CallbackState({', '.join(self.__dict__)})"
+
+
+@dataclass
+class FitState:
+    """Counters of the fit in progress and of all fits so far.
+
+    Attributes:
+        n_epochs: Epochs asked of the ``fit`` call in progress.
+        epoch: Epochs completed in the ``fit`` call in progress.
+        step: Training steps completed in the ``fit`` call in progress.
+        total_epochs: Training epochs completed over all ``fit`` calls.
+        total_steps: Training steps completed over all ``fit`` calls.
+        steps_per_epoch: ``len()`` of the training data of the fit in progress, if it has one.
+        epoch_length: ``len()`` of the data of the epoch in progress, if it has one.
+        epoch_step: Batches consumed so far in the epoch in progress.
+        has_validation: Whether the fit in progress runs validation epochs.
+    """
+
+    n_epochs: int = 0
+    epoch: int = 0
+    step: int = 0
+    total_epochs: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int | None = None
+    epoch_length: int | None = None
+    epoch_step: int = 0
+    has_validation: bool = False
+
+
+class Data(NamedTuple):
+    """Training data and optional validation data, each any iterable of batches."""
+
+    train: Iterable[Any] | None
+    valid: Iterable[Any] | None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a ``fit`` call did.
+
+    Attributes:
+        epochs_completed: Epochs completed in this call.
+        steps_completed: Training steps completed in this call.
+        stopped_by: Name of the callback that raised ``CancelFitting``, or ``None``.
+        reason: Its reason, or ``None`` when the fit ran to the end.
+    """
+
+    epochs_completed: int
+    steps_completed: int
+    stopped_by: str | None = None
+    reason: str | None = None
