@@ -185,10 +185,7 @@ class Learner:
                     try:
                         step(self, batch)
                     except CancelStep:
-                        continue
-                    if training:
-                        state.step += 1
-                        state.total_steps += 1
+                        pass
             except CancelEpoch:
                 pass
             if training and state.epoch_step == 0:

@@ -88,7 +88,7 @@ def _edges(
         return edges
     if any(overlaps(p, q) for p in writes_i for q in accesses[j]):
         edges.append((i, j))
-    elif any(overlaps(p, q) for p in writes_j for q in accesses[i]):
+    if any(overlaps(p, q) for p in writes_j for q in accesses[i]):
         edges.append((j, i))
     return edges
 
@@ -157,4 +157,6 @@ def _find_cycle(after: list[set[int]], stuck: list[int]) -> list[int]:
         node = min(p for p in after[node] if p in stuck_set)
     cycle = path[seen[node] :]
     cycle.reverse()
+    start = cycle.index(min(cycle))
+    cycle = cycle[start:] + cycle[:start]
     return cycle + [cycle[0]]

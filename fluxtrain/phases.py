@@ -43,7 +43,11 @@ class Phase:
 
 
 class AbstractTrainingPhase(Phase):
-    """Base of phases that update the model: the model is put in ``train()`` mode."""
+    """Base of phases that update the model: the model is put in ``train()`` mode.
+
+    A custom training step calls ``learner.fitstate.count_step()`` once the optimizer has
+    stepped, before firing ``StepEnd``, so that counters and ``FitResult`` see the step.
+    """
 
     name = "train"
 
@@ -128,6 +132,7 @@ class TrainingPhase(AbstractTrainingPhase):
         fire(BackwardEnd, self)
         learner.optimizer.step()
         learner.optimizer.zero_grad(set_to_none=True)
+        learner.fitstate.count_step()
         fire(StepEnd, self)
 
 

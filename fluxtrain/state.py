@@ -93,6 +93,11 @@ class FitState:
     epoch_step: int = 0
     has_validation: bool = False
 
+    def count_step(self) -> None:
+        """Counts one completed training step; training phases call it after the update."""
+        self.step += 1
+        self.total_steps += 1
+
 
 class Data(NamedTuple):
     """Training data and optional validation data, each any iterable of batches."""

@@ -5,7 +5,7 @@ Examples:
     >>> calls = []
     >>> cb = throttle(CustomCallback(lambda learner: calls.append(1), StepEnd), StepEnd, every=4)
     >>> from fluxtrain.testing import tiny_learner
-    >>> _ = tiny_learner(cb, n_batches=8).fit(1)
+    >>> _ = tiny_learner(cb, n_batches=8, validation=False).fit(1)
     >>> len(calls)
     2
 """

@@ -5,7 +5,7 @@ Examples:
     >>> learner = tiny_learner(Recorder(), n_batches=3)
     >>> _ = learner.fit(2)
     >>> learner.cbstate.history["train"]
-    PhaseHistory(epochs=2, steps=6, steps_epoch=3, samples=24)
+    PhaseHistory(epochs=2, steps=6, steps_epoch=3, samples=48)
 """
 
 from __future__ import annotations

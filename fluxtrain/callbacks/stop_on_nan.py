@@ -35,5 +35,5 @@ class StopOnNaNLoss(Callback):
         if not isinstance(phase, AbstractTrainingPhase) or bool(torch.isfinite(loss)):
             return
         raise CancelFitting(
-            f"loss is {float(loss)} at training step {learner.fitstate.total_steps}"
+            f"loss is {float(loss.detach())} at training step {learner.fitstate.total_steps}"
         )

@@ -1,0 +1,92 @@
+import pytest
+
+from fluxtrain import (
+    Callback,
+    CallbackConflictError,
+    Metrics,
+    MetricsPrinter,
+    NoConflict,
+    Read,
+    Recorder,
+    RunFirst,
+    Write,
+)
+from fluxtrain.callbacks.custom import throttle
+from fluxtrain.events import StepEnd
+from fluxtrain.testing import tiny_learner
+
+
+def make(name, stateaccess=None, runafter=(), resolve=None):
+    namespace = {"stateaccess": stateaccess or {}, "runafter": runafter}
+    if resolve is not None:
+        namespace["resolveconflict"] = resolve
+    return type(name, (Callback,), namespace)
+
+
+def names(learner):
+    return [cb.name for cb in learner.callbacks]
+
+
+def test_independent_callbacks_keep_given_order():
+    A, B, C = make("A"), make("B"), make("C")
+    assert names(tiny_learner(C(), A(), B())) == ["C", "A", "B"]
+
+
+def test_runafter_moves_a_callback_after_another():
+    A = make("A")
+    B = make("B", runafter=(A,))
+    C = make("C")
+    assert names(tiny_learner(B(), C(), A())) == ["C", "A", "B"]
+
+
+def test_writer_runs_before_reader_of_overlapping_path():
+    Writer = make("Writer", {"batch.loss": Write})
+    Reader = make("Reader", {"batch": Read})
+    Other = make("Other", {"batch.outputs": Read})
+    assert names(tiny_learner(Reader(), Other(), Writer())) == ["Other", "Writer", "Reader"]
+
+
+def test_two_writers_without_resolution_fail_at_build_naming_both():
+    W1 = make("W1", {"cbstate.x": Write})
+    W2 = make("W2", {"cbstate": Write})
+    with pytest.raises(CallbackConflictError) as info:
+        tiny_learner(W1(), W2())
+    assert str(info.value) == (
+        "W1 and W2 both write 'cbstate.x'/'cbstate', and neither says how to order them. "
+        "Implement resolveconflict(self, other) on one of them, returning RunFirst(self), "
+        "RunFirst(other) or NoConflict(), or drop one of the callbacks."
+    )
+
+
+def test_run_first_orders_writers():
+    W1 = make("W1", {"cbstate.x": Write})
+    W2 = make("W2", {"cbstate.x": Write}, resolve=lambda self, other: RunFirst(self))
+    assert names(tiny_learner(W1(), W2())) == ["W2", "W1"]
+    W3 = make("W3", {"cbstate.x": Write}, resolve=lambda self, other: RunFirst(other))
+    assert names(tiny_learner(W3(), W1())) == ["W1", "W3"]
+
+
+def test_no_conflict_keeps_given_order():
+    W1 = make("W1", {"cbstate.x": Write}, resolve=lambda self, other: NoConflict())
+    W2 = make("W2", {"cbstate.x": Write})
+    assert names(tiny_learner(W2(), W1())) == ["W2", "W1"]
+
+
+def test_cycle_fails_at_build_naming_the_callbacks_on_it():
+    A = make("A", {"cbstate.a": Write, "cbstate.b": Read})
+    B = make("B", {"cbstate.b": Write, "cbstate.a": Read})
+    C = make("C")
+    with pytest.raises(CallbackConflictError, match=r"cycle: A -> B -> A\."):
+        tiny_learner(C(), A(), B())
+
+
+def test_throttle_keeps_ordering_declarations():
+    assert names(tiny_learner(MetricsPrinter(), Metrics())) == ["Metrics", "MetricsPrinter"]
+    Late = make("Late", runafter=(Recorder,))
+
+    def on_step_end(self, phase, learner):
+        pass
+
+    Late.on_step_end = on_step_end
+    wrapped = throttle(Late(), StepEnd, every=2)
+    assert names(tiny_learner(wrapped, Recorder())) == ["Recorder", "Late"]
