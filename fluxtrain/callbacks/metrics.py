@@ -105,7 +105,7 @@ class FunctionMetric(Metric):
 
     def __init__(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> None:
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", type(fn).__name__)
+        self.name = name or str(getattr(fn, "__name__", type(fn).__name__))
         super().__init__()
 
     def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:

@@ -32,8 +32,13 @@ class StopOnNaNLoss(Callback):
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         loss = learner.batch.loss
-        if not isinstance(phase, AbstractTrainingPhase) or bool(torch.isfinite(loss)):
+        if loss.device.type == "cpu":
+            value = loss.item()
+            if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
+                return
+        elif bool(torch.isfinite(loss)):
             return
-        raise CancelFitting(
-            f"loss is {float(loss.detach())} at training step {learner.fitstate.total_steps}"
-        )
+        if isinstance(phase, AbstractTrainingPhase):
+            raise CancelFitting(
+                f"loss is {loss.item()} at training step {learner.fitstate.total_steps}"
+            )
