@@ -1,20 +1,41 @@
 """fluxtrain: train PyTorch models with callbacks and expressive hyperparameter schedules."""
 
 from .access import Read as Read
-from .exceptions import StateAccessError as StateAccessError
 from .access import Write as Write
 from .callback import Callback as Callback
 from .callback import CustomCallback as CustomCallback
+from .callbacks.backends import CSVBackend as CSVBackend
+from .callbacks.backends import LoggerBackend as LoggerBackend
+from .callbacks.backends import TensorBoardBackend as TensorBoardBackend
 from .callbacks.custom import throttle as throttle
+from .callbacks.gradients import GradientClipNorm as GradientClipNorm
+from .callbacks.gradients import GradientClipping as GradientClipping
+from .callbacks.logging import LogHyperParams as LogHyperParams
+from .callbacks.logging import LogMetrics as LogMetrics
 from .callbacks.metrics import Accuracy as Accuracy
 from .callbacks.metrics import Loss as Loss
 from .callbacks.metrics import Metric as Metric
 from .callbacks.metrics import Metrics as Metrics
+from .callbacks.precision import MixedPrecision as MixedPrecision
 from .callbacks.printer import MetricsPrinter as MetricsPrinter
 from .callbacks.progress import ProgressPrinter as ProgressPrinter
 from .callbacks.recorder import Recorder as Recorder
 from .callbacks.stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
 from .callbacks.to_device import ToDevice as ToDevice
+from .easings import expin as expin
+from .easings import expio as expio
+from .easings import expout as expout
+from .easings import funcease as funcease
+from .easings import linear as linear
+from .easings import mixed as mixed
+from .easings import multiplied as multiplied
+from .easings import noease as noease
+from .easings import polyin as polyin
+from .easings import polyio as polyio
+from .easings import polyout as polyout
+from .easings import saccadic as saccadic
+from .easings import sineio as sineio
+from .easings import stepease as stepease
 from .events import BackwardBegin as BackwardBegin
 from .events import BackwardEnd as BackwardEnd
 from .events import EpochBegin as EpochBegin
@@ -33,6 +54,8 @@ from .exceptions import CancelStep as CancelStep
 from .exceptions import FluxTrainError as FluxTrainError
 from .exceptions import HyperParameterError as HyperParameterError
 from .exceptions import ScheduleError as ScheduleError
+from .exceptions import StateAccessError as StateAccessError
+from .history_plot import plot_history as plot_history
 from .hyperparameters import HyperParameter as HyperParameter
 from .hyperparameters import LearningRate as LearningRate
 from .hyperparameters import Momentum as Momentum
@@ -47,6 +70,14 @@ from .phases import AbstractValidationPhase as AbstractValidationPhase
 from .phases import Phase as Phase
 from .phases import TrainingPhase as TrainingPhase
 from .phases import ValidationPhase as ValidationPhase
+from .plots import plot_hyperparams as plot_hyperparams
+from .plots import plot_schedule as plot_schedule
+from .schedule import BaseSchedule as BaseSchedule
+from .schedule import Constant as Constant
+from .schedule import FunctionSchedule as FunctionSchedule
+from .schedule import Schedule as Schedule
+from .scheduler import Scheduler as Scheduler
 from .state import FitResult as FitResult
+from .torch_scheduler import TorchScheduler as TorchScheduler
 
 __version__ = "0.1.0"

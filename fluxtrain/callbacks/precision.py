@@ -1,0 +1,132 @@
+"""MixedPrecision: autocast for the forward pass and loss, a GradScaler for float16.
+
+With ``dtype=torch.float16`` the loss is scaled before ``backward()`` and the gradients are
+unscaled at ``BackwardEnd`` (before any other callback sees them, so gradient clipping sees
+true gradients). A step whose gradients hold inf or NaN is skipped through ``CancelStep``: the
+optimizer does not step, the step is not counted (schedules do not advance), and the skip is
+counted in ``cbstate.mixed_precision["skipped_steps"]``. ``bfloat16`` needs no scaler.
+
+Examples:
+    >>> import torch
+    >>> from fluxtrain.testing import tiny_learner
+    >>> learner = tiny_learner(MixedPrecision(torch.bfloat16), n_batches=2)
+    >>> learner.fit(1).steps_completed
+    2
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..access import Read, Write
+from ..callback import Callback
+from ..exceptions import CancelStep, FluxTrainError
+from ..phases import AbstractTrainingPhase, Phase
+
+
+class MixedPrecision(Callback):
+    """Runs forward and loss under ``torch.autocast``; scales the loss for float16.
+
+    Args:
+        dtype: ``torch.bfloat16`` or ``torch.float16``.
+        scaler: For float16: ``True`` (a new ``torch.amp.GradScaler``), ``False`` (none), or
+            a ``GradScaler`` to use. Ignored for bfloat16.
+        device_type: ``"cuda"``, ``"cpu"``, ...; default: where the model's parameters are
+            at ``FitBegin``.
+    """
+
+    stateaccess = {
+        "batch.loss": Write,
+        "optimizer": Read,
+        "model": Read,
+        "cbstate.mixed_precision": Write,
+    }
+
+    def __init__(
+        self,
+        dtype: torch.dtype = torch.bfloat16,
+        scaler: bool | torch.amp.GradScaler = True,
+        device_type: str | None = None,
+    ) -> None:
+        if dtype not in (torch.bfloat16, torch.float16):
+            raise FluxTrainError(
+                f"MixedPrecision: dtype must be torch.bfloat16 or torch.float16, got {dtype!r}."
+            )
+        if not isinstance(scaler, (bool, torch.amp.GradScaler)):
+            raise FluxTrainError(
+                f"MixedPrecision: scaler must be True, False or a torch.amp.GradScaler, got "
+                f"{scaler!r}."
+            )
+        self.dtype = dtype
+        self.scaler_option = scaler
+        self.device_type = device_type
+        self.scaler: torch.amp.GradScaler | None = None
+        self.skipped_steps = 0
+        self._autocast: Any = None
+        self._loss: Any = None
+
+    def init(self, learner: Any) -> None:
+        if "mixed_precision" not in learner.cbstate:
+            learner.cbstate.mixed_precision = {"skipped_steps": 0}
+
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        if self.device_type is None:
+            parameter = next(iter(learner.model.parameters()), None)
+            self.device_type = parameter.device.type if parameter is not None else "cpu"
+        if self.dtype is torch.float16 and self.scaler_option is not False and self.scaler is None:
+            option = self.scaler_option
+            self.scaler = option if isinstance(option, torch.amp.GradScaler) else (
+                torch.amp.GradScaler(self.device_type)
+            )
+
+    def on_step_begin(self, phase: Phase, learner: Any) -> None:
+        self._exit()
+        self._autocast = torch.autocast(self.device_type or "cpu", dtype=self.dtype)
+        self._autocast.__enter__()
+
+    def on_backward_begin(self, phase: Phase, learner: Any) -> None:
+        self._exit()
+        if self.scaler is not None:
+            self._loss = learner.batch.loss
+            learner.batch.loss = self.scaler.scale(self._loss)
+
+    def on_backward_end(self, phase: Phase, learner: Any) -> None:
+        scaler = self.scaler
+        if scaler is None:
+            return
+        learner.batch.loss = self._loss
+        optimizer = learner.optimizer
+        scaler.unscale_(optimizer)
+        found = scaler._per_optimizer_states[id(optimizer)]["found_inf_per_device"]
+        if sum(float(v) for v in found.values()):
+            optimizer.zero_grad(set_to_none=True)
+            scaler.update()
+            self.skipped_steps += 1
+            learner.cbstate.mixed_precision["skipped_steps"] = self.skipped_steps
+            raise CancelStep(f"inf or NaN gradients at loss scale {scaler.get_scale():g}")
+
+    def on_step_end(self, phase: Phase, learner: Any) -> None:
+        self._exit()
+        if self.scaler is not None and isinstance(phase, AbstractTrainingPhase):
+            self.scaler.update()
+
+    def on_fit_end(self, phase: Phase, learner: Any) -> None:
+        self._exit()
+
+    def _exit(self) -> None:
+        if self._autocast is not None:
+            self._autocast.__exit__(None, None, None)
+            self._autocast = None
+
+    def state_dict(self) -> dict[str, Any]:
+        scaler = self.scaler.state_dict() if self.scaler is not None else None
+        return {"skipped_steps": self.skipped_steps, "scaler": scaler}
+
+    def load_state_dict(self, state: Any) -> None:
+        self.skipped_steps = state["skipped_steps"]
+        if state["scaler"] is not None:
+            if self.scaler is None:
+                self.scaler = torch.amp.GradScaler(self.device_type or "cpu")
+            self.scaler.load_state_dict(state["scaler"])

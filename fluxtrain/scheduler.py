@@ -1,0 +1,450 @@
+"""The :class:`Scheduler` callback: sets hyperparameters from schedules at every training step.
+
+Time ``t`` counts completed training steps, from 0 at the first step of the first ``fit`` and
+continuing across ``fit`` calls. Each schedule is evaluated in its own unit: ``"step"`` at
+``t``, ``"epoch"`` at ``t / steps_per_epoch``, ``"fraction"`` at the share of the ``fit`` call
+in progress (0 at its first step, 1 after its last) and ``"sample"`` at the number of training
+samples seen in completed steps.
+
+Examples:
+    >>> from fluxtrain import LearningRate
+    >>> from fluxtrain.testing import tiny_learner
+    >>> scheduler = Scheduler({LearningRate: lambda t: 0.1 / (1 + t)})
+    >>> learner = tiny_learner(scheduler, n_batches=2)
+    >>> _ = learner.fit(1)
+    >>> learner.cbstate.hyperparams["LearningRate"]
+    [(0, 0.1), (1, 0.05)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .access import Access, Read, Write, merge_stateaccess
+from .callback import Callback
+from .callbacks.recorder import batch_size as count_samples
+from .exceptions import HyperParameterError, ScheduleError
+from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
+from .ordering import NoConflict, Resolution, Unresolvable
+from .phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
+from .schedule import UNITS, BaseSchedule, as_schedule
+
+
+class Scheduled(NamedTuple):
+    """One hyperparameter and its schedule; ``n_groups`` is set when given as a per-group list.
+
+    Examples:
+        >>> from fluxtrain import LearningRate
+        >>> from fluxtrain.schedule import Constant
+        >>> Scheduled(LearningRate(), Constant(0.1)).n_groups is None
+        True
+    """
+
+    hyperparameter: HyperParameter
+    schedule: BaseSchedule
+    n_groups: int | None = None
+
+
+def parse_schedules(args: tuple[Any, ...], owner: str) -> list[Scheduled]:
+    """Reads ``(mapping,)`` or ``((H, schedule), ...)`` into :class:`Scheduled` entries.
+
+    Examples:
+        >>> from fluxtrain import LearningRate
+        >>> [s.hyperparameter.name for s in parse_schedules(({LearningRate: [0.1, 0.2]},), "S")]
+        ['LearningRate[group=0]', 'LearningRate[group=1]']
+    """
+    if len(args) == 1 and isinstance(args[0], Mapping):
+        pairs = list(args[0].items())
+    else:
+        pairs = list(args)
+        for pair in pairs:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise HyperParameterError(
+                    f"{owner}: expected one dict {{HyperParameter: schedule}} or "
+                    f"(HyperParameter, schedule) pairs, got {pair!r}."
+                )
+    if not pairs:
+        raise HyperParameterError(f"{owner}: give at least one (HyperParameter, schedule) pair.")
+    entries: list[Scheduled] = []
+    for key, value in pairs:
+        if isinstance(value, (list, tuple)):
+            if not (isinstance(key, type) and issubclass(key, OptimizerHyperParameter)):
+                raise HyperParameterError(
+                    f"{owner}: a list of schedules (one per param group) needs an optimizer "
+                    f"hyperparameter class as its key, such as LearningRate, got {key!r}. Give "
+                    f"{key!r} a single schedule."
+                )
+            for group, item in enumerate(value):
+                one = key(group=group)
+                entries.append(
+                    Scheduled(one, as_schedule(item, f"{owner}[{one.name}]"), len(value))
+                )
+            continue
+        hp = _hyperparameter(key, owner)
+        entries.append(Scheduled(hp, as_schedule(value, f"{owner}[{hp.name}]")))
+    names = [e.hyperparameter.name for e in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise HyperParameterError(
+            f"{owner}: {', '.join(duplicates)} is scheduled more than once. Give each "
+            f"hyperparameter one schedule (combine schedules with + or *)."
+        )
+    return entries
+
+
+def check_groups(entry: Scheduled, optimizer: Any, owner: str) -> None:
+    """Checks that a per-group list has one schedule per param group of ``optimizer``.
+
+    Examples:
+        >>> import torch
+        >>> from fluxtrain import LearningRate
+        >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> entry = parse_schedules(({LearningRate: [0.1, 0.2]},), "Mine")[0]
+        >>> check_groups(entry, optimizer, "Mine")
+        Traceback (most recent call last):
+        ...
+        fluxtrain.exceptions.HyperParameterError: Mine: {LearningRate: [...]} gives 2 schedules, ...
+    """
+    groups = len(optimizer.param_groups)
+    if entry.n_groups is not None and entry.n_groups != groups:
+        name = type(entry.hyperparameter).__name__
+        raise HyperParameterError(
+            f"{owner}: {{{name}: [...]}} gives {entry.n_groups} schedules, one per param group, "
+            f"but the optimizer has {groups} param group(s). Give exactly {groups}, or key "
+            f"single groups with {name}(group=i)."
+        )
+
+
+def _hyperparameter(key: object, owner: str) -> HyperParameter:
+    if isinstance(key, HyperParameter):
+        return key
+    if isinstance(key, type) and issubclass(key, HyperParameter):
+        try:
+            return key()
+        except TypeError as error:
+            raise HyperParameterError(
+                f"{owner}: could not build {key.__name__}() with no arguments ({error}); "
+                f"pass an instance as the key instead."
+            ) from error
+    raise HyperParameterError(
+        f"{owner}: keys must be HyperParameter classes or instances (LearningRate, "
+        f"LearningRate(group=1)), got {type(key).__name__}: {key!r}."
+    )
+
+
+def unit_times(
+    unit: str, n_epochs: int, steps_per_epoch: int, batch_size: int | None = None
+) -> np.ndarray:
+    """The times, in ``unit``, of the steps of a fresh fit of ``n_epochs * steps_per_epoch``.
+
+    Examples:
+        >>> unit_times("epoch", 1, 4)
+        array([0.  , 0.25, 0.5 , 0.75])
+    """
+    t = np.arange(n_epochs * steps_per_epoch, dtype=float)
+    if unit == "epoch":
+        return t / steps_per_epoch
+    if unit == "fraction":
+        return t / (n_epochs * steps_per_epoch)
+    if unit == "sample":
+        if batch_size is None:
+            raise ScheduleError(
+                "A schedule in unit 'sample' needs the batch size to be simulated; pass "
+                "batch_size=... (samples per training step)."
+            )
+        return t * batch_size
+    return t
+
+
+def _setter(hp: HyperParameter, learner: Any) -> Callable[[Any, float], None]:
+    """``hp.sethyperparameter``, or for a built-in optimizer hyperparameter a direct write to
+    the fit's optimizer (the same effect without a protected-attribute lookup per step)."""
+    if type(hp).sethyperparameter is OptimizerHyperParameter.sethyperparameter:
+        apply, optimizer = hp.apply, learner.optimizer  # type: ignore[attr-defined]
+        return lambda _, value: apply(optimizer, value)
+    return hp.sethyperparameter
+
+
+def _positive_int(value: object, what: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ScheduleError(f"{owner}: {what} must be an int > 0, got {value!r}.")
+    return value
+
+
+class Scheduler(Callback):
+    """Sets hyperparameters from schedules at the start of every training step.
+
+    At ``StepBegin`` of each training step every schedule is evaluated at the current time in
+    its unit and applied, in the order given; the value is recorded as ``(t, value)`` in
+    ``cbstate.hyperparams[name]`` (one entry per completed training step). Validation steps
+    change nothing. At the end of each full epoch every schedule's ``observe`` sees the latest
+    epoch metrics (for metric-driven schedules).
+
+    Args:
+        *schedules: One dict ``{HyperParameter: schedule}`` or ``(HyperParameter, schedule)``
+            pairs. A key is a hyperparameter class (built with no arguments) or instance
+            (``LearningRate(group=1)``); a value is a schedule, a function ``f(t)`` of the step,
+            a number, or, for an optimizer hyperparameter class, a list with one per param group.
+        steps_per_epoch: Steps per epoch for ``"epoch"`` and ``"fraction"`` units; by default
+            ``len()`` of the training data.
+
+    Raises:
+        HyperParameterError: For a bad key or a hyperparameter scheduled twice.
+        ScheduleError: For a value that is no schedule.
+
+    Examples:
+        >>> from fluxtrain import LearningRate, Momentum
+        >>> from fluxtrain.schedule import FunctionSchedule
+        >>> scheduler = Scheduler((LearningRate, FunctionSchedule(lambda e: 0.1 * e, "epoch")),
+        ...                       (Momentum, 0.9))
+        >>> scheduler.simulate(1, 4)["LearningRate"]
+        array([0.   , 0.025, 0.05 , 0.075])
+    """
+
+    stateaccess = {
+        "fitstate": Read,
+        "batch.targets": Read,
+        "cbstate.hyperparams": Write,
+        "cbstate.metrics_epoch": Read,
+    }
+
+    def __init__(self, *schedules: Any, steps_per_epoch: int | None = None) -> None:
+        self.entries = parse_schedules(schedules, "Scheduler")
+        if steps_per_epoch is not None:
+            _positive_int(steps_per_epoch, "steps_per_epoch", "Scheduler")
+        self.steps_per_epoch = steps_per_epoch
+        self._units = {e.schedule.unit for e in self.entries}
+        self._counts_samples = "sample" in self._units
+        self._t = 0
+        self._samples = 0
+        self._epoch_base = (0, 0.0)  # (t, epoch time at t) where the current steps/epoch began
+        self._spe: int | None = None
+        self._fit_start = 0
+        self._fit_length = 0.0
+        self._applied = -1  # t of the last step whose values were applied, until it completes
+        self._loop: tuple[tuple[Callable, Callable, int, Callable], ...] = ()
+        self._lists: list[list[tuple[int, float]]] = []
+
+    @property
+    def names(self) -> list[str]:
+        """The names values are recorded under, in order."""
+        return [e.hyperparameter.name for e in self.entries]
+
+    def accesses(self) -> Mapping[str, Access]:
+        hps = (e.hyperparameter.stateaccess for e in self.entries)
+        return merge_stateaccess(*hps, self.stateaccess)
+
+    def resolveconflict(self, other: Callback) -> Resolution:
+        if isinstance(other, Scheduler) and not set(self.names) & set(other.names):
+            return NoConflict()
+        return Unresolvable()
+
+    def init(self, learner: Any) -> None:
+        if "hyperparams" not in learner.cbstate:
+            learner.cbstate.hyperparams = {}
+
+    # -- time --------------------------------------------------------------------------------
+
+    def _times(self) -> tuple[float, float, float, float]:
+        t = self._t
+        base_t, base_epoch = self._epoch_base
+        epoch = (t - base_t) / self._spe + base_epoch if self._spe else 0.0
+        fraction = (t - self._fit_start) / self._fit_length if self._fit_length else 0.0
+        return (t, epoch, fraction, self._samples)
+
+    def _resolve_units(self, fitstate: Any) -> None:
+        spe = self.steps_per_epoch or fitstate.steps_per_epoch
+        needs = sorted(self._units & {"epoch", "fraction"})
+        if spe is None and needs:
+            raise ScheduleError(
+                f"Scheduler: a schedule in unit {needs[0]!r} needs the number of steps per "
+                f"epoch, but the training data has no len(). Pass "
+                f"Scheduler(..., steps_per_epoch=N) with the number of training batches per "
+                f"epoch, or build the schedule with unit='step'."
+            )
+        if spe is not None and self._spe is not None and spe != self._spe:
+            self._epoch_base = (self._t, self._times()[1])
+        self._spe = spe
+        self._fit_start = self._t - fitstate.step  # fitstate.step > 0 in a resumed fit
+        self._fit_length = float(fitstate.n_epochs * spe) if spe is not None else 0.0
+
+    # -- hooks -------------------------------------------------------------------------------
+
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        for entry in self.entries:
+            if entry.n_groups is not None:
+                check_groups(entry, learner.optimizer, "Scheduler")
+            entry.hyperparameter.check(learner)
+        self._resolve_units(learner.fitstate)
+        cbstate = learner.cbstate
+        if "hyperparams" not in cbstate:
+            cbstate.hyperparams = {}
+        records = cbstate.hyperparams
+        self._lists = [records.setdefault(name, []) for name in self.names]
+        self._loop = tuple(
+            (
+                _setter(e.hyperparameter, learner),
+                e.schedule.scalar,
+                UNITS.index(e.schedule.unit),
+                records_of.append,
+            )
+            for e, records_of in zip(self.entries, self._lists)
+        )
+        self._applied = -1
+
+    def on_step_begin(self, phase: Phase, learner: Any) -> None:
+        if not self._loop or not isinstance(phase, AbstractTrainingPhase):
+            return
+        t = self._t
+        if self._applied == t:  # the previous step was cancelled: forget its values
+            self._drop_last()
+        times = self._times()
+        for sethyperparameter, value_at, unit, record in self._loop:
+            value = value_at(times[unit])
+            sethyperparameter(learner, value)
+            record((t, value))
+        self._applied = t
+
+    def on_step_end(self, phase: Phase, learner: Any) -> None:
+        if self._loop and isinstance(phase, AbstractTrainingPhase):
+            self._t += 1
+            if self._counts_samples:
+                self._samples += count_samples(learner.batch.targets)
+
+    def on_epoch_end(self, phase: Phase, learner: Any) -> None:
+        if not self._loop:
+            return
+        kind = AbstractValidationPhase if learner.fitstate.has_validation else AbstractTrainingPhase
+        if not isinstance(phase, kind):
+            return
+        cbstate = learner.cbstate
+        history = cbstate.metrics_epoch if "metrics_epoch" in cbstate else {}
+        metrics = {name: values[-1] for name, values in history.items() if values}
+        times = self._times()
+        for entry in self.entries:
+            entry.schedule.observe(metrics, times[UNITS.index(entry.schedule.unit)])
+
+    def on_fit_end(self, phase: Phase, learner: Any) -> None:
+        if self._applied == self._t:
+            self._drop_last()
+        self._loop, self._lists, self._applied = (), [], -1
+
+    def _drop_last(self) -> None:
+        for records in self._lists:
+            if records and records[-1][0] == self._t:
+                records.pop()
+
+    # -- state -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "t": self._t,
+            "samples": self._samples,
+            "epoch_base": self._epoch_base,
+            "steps_per_epoch": self._spe,
+            "schedules": {e.hyperparameter.name: e.schedule.state_dict() for e in self.entries},
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        schedules = state["schedules"]
+        if set(schedules) != set(self.names):
+            raise HyperParameterError(
+                f"Scheduler.load_state_dict: the state schedules {sorted(schedules)}, but this "
+                f"Scheduler schedules {sorted(self.names)}. Build it with the same "
+                f"hyperparameters as the one that was saved."
+            )
+        self._t, self._samples = int(state["t"]), int(state["samples"])
+        base_t, base_epoch = state["epoch_base"]
+        self._epoch_base = (int(base_t), float(base_epoch))
+        self._spe = state["steps_per_epoch"]
+        for entry in self.entries:
+            entry.schedule.load_state_dict(schedules[entry.hyperparameter.name])
+
+    # -- without training --------------------------------------------------------------------
+
+    def simulate(
+        self, n_epochs: int, steps_per_epoch: int | None = None, batch_size: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """The values a fresh fit of ``n_epochs`` would apply, per hyperparameter, per step.
+
+        Nothing is trained and no state changes; metric-driven schedules are evaluated as they
+        are now. ``"sample"`` units assume every batch has ``batch_size`` samples.
+
+        Args:
+            n_epochs: Epochs of the fit, ``>= 0``.
+            steps_per_epoch: Training steps per epoch; the constructor's by default.
+            batch_size: Samples per step, needed by ``"sample"`` units only.
+
+        Returns:
+            ``{name: array}`` with one value per training step.
+
+        Examples:
+            >>> from fluxtrain import LearningRate
+            >>> Scheduler({LearningRate: lambda t: 1 / (1 + t)}).simulate(1, 3)
+            {'LearningRate': array([1.        , 0.5       , 0.33333333])}
+        """
+        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
+            raise ScheduleError(f"simulate: n_epochs must be an int >= 0, got {n_epochs!r}.")
+        spe = steps_per_epoch if steps_per_epoch is not None else self.steps_per_epoch
+        if spe is None:
+            raise ScheduleError(
+                "simulate: pass steps_per_epoch (training batches per epoch), e.g. "
+                "simulate(10, steps_per_epoch=len(train_loader))."
+            )
+        spe = _positive_int(spe, "steps_per_epoch", "simulate")
+        return {
+            e.hyperparameter.name: np.asarray(
+                e.schedule(unit_times(e.schedule.unit, n_epochs, spe, batch_size)), dtype=float
+            )
+            for e in self.entries
+        }
+
+    @classmethod
+    def onecycle(
+        cls,
+        n: float,
+        max_lr: float,
+        moms: tuple[float, float, float] | None = (0.95, 0.85, 0.95),
+        **kw: Any,
+    ) -> Scheduler:
+        """One-cycle learning rate and inverted one-cycle momentum (fastai's ``fit_one_cycle``).
+
+        Args:
+            n: Length of the cycle, in ``unit`` (epochs by default).
+            max_lr: Peak learning rate.
+            moms: Momentum at the start, at the peak and at the end; ``None`` for no momentum.
+            **kw: ``pct_start`` and ``unit`` shape both curves; ``div``, ``divfinal``,
+                ``start_val`` and ``end_val`` only the learning rate; ``steps_per_epoch`` goes
+                to the Scheduler.
+
+        Examples:
+            >>> scheduler = Scheduler.onecycle(2, 0.1)
+            >>> scheduler.names
+            ['LearningRate', 'Momentum']
+            >>> float(scheduler.simulate(2, 4)["Momentum"][0])
+            0.95
+        """
+        from .schedules import onecycle
+
+        steps_per_epoch = kw.pop("steps_per_epoch", None)
+        pairs: list[tuple[type[HyperParameter], BaseSchedule]] = [
+            (LearningRate, onecycle(n, max_lr, **kw))
+        ]
+        if moms is not None:
+            if not (isinstance(moms, (tuple, list)) and len(moms) == 3):
+                raise ScheduleError(
+                    f"Scheduler.onecycle: moms must be (start, peak, end) momentum values or "
+                    f"None, got {moms!r}."
+                )
+            shape = {k: kw[k] for k in ("pct_start", "unit") if k in kw}
+            pairs.append(
+                (Momentum, onecycle(n, moms[1], start_val=moms[0], end_val=moms[2], **shape))
+            )
+        return cls(*pairs, steps_per_epoch=steps_per_epoch)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{e.hyperparameter!r}: {e.schedule!r}" for e in self.entries)
+        return f"Scheduler({inner})"
