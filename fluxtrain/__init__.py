@@ -1,5 +1,6 @@
 """fluxtrain: train PyTorch models with callbacks and expressive hyperparameter schedules."""
 
+from . import schedules as schedules
 from .access import Read as Read
 from .access import Write as Write
 from .callback import Callback as Callback
@@ -8,6 +9,7 @@ from .callbacks.backends import CSVBackend as CSVBackend
 from .callbacks.backends import LoggerBackend as LoggerBackend
 from .callbacks.backends import TensorBoardBackend as TensorBoardBackend
 from .callbacks.custom import throttle as throttle
+from .callbacks.gradients import GradientAccumulation as GradientAccumulation
 from .callbacks.gradients import GradientClipNorm as GradientClipNorm
 from .callbacks.gradients import GradientClipping as GradientClipping
 from .callbacks.logging import LogHyperParams as LogHyperParams
@@ -51,6 +53,7 @@ from .exceptions import CallbackConflictError as CallbackConflictError
 from .exceptions import CancelEpoch as CancelEpoch
 from .exceptions import CancelFitting as CancelFitting
 from .exceptions import CancelStep as CancelStep
+from .exceptions import CancelUpdate as CancelUpdate
 from .exceptions import FluxTrainError as FluxTrainError
 from .exceptions import HyperParameterError as HyperParameterError
 from .exceptions import ScheduleError as ScheduleError
@@ -77,6 +80,7 @@ from .schedule import Constant as Constant
 from .schedule import FunctionSchedule as FunctionSchedule
 from .schedule import Schedule as Schedule
 from .scheduler import Scheduler as Scheduler
+from .schedules import onecycle as onecycle
 from .state import FitResult as FitResult
 from .torch_scheduler import TorchScheduler as TorchScheduler
 

@@ -17,7 +17,7 @@ that overrides that hook)::
                     if training:
                         fire(BackwardBegin)
                         batch.loss.backward()
-                        fire(BackwardEnd)
+                        fire(BackwardEnd)             # CancelUpdate: no update
                         optimizer.step(); optimizer.zero_grad()
                     fire(StepEnd)
                 fire(EpochEnd)

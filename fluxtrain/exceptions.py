@@ -54,6 +54,14 @@ class CancelStep(Cancel):
     """Skips the rest of the current step; ``StepEnd`` does not fire for it."""
 
 
+class CancelUpdate(Cancel):
+    """Skips the optimizer update of this training step, raised at ``BackwardEnd``.
+
+    The gradients stay in ``.grad`` (to accumulate into), ``StepEnd`` still fires and the step
+    is not counted as an optimizer step. Used by ``GradientAccumulation``.
+    """
+
+
 class CancelEpoch(Cancel):
     """Skips the rest of the current epoch; ``EpochEnd`` still fires."""
 

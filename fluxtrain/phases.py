@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from .events import BackwardBegin, BackwardEnd, LossBegin, StepBegin, StepEnd
-from .exceptions import BatchError
+from .exceptions import BatchError, CancelUpdate
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -129,10 +129,14 @@ class TrainingPhase(AbstractTrainingPhase):
         state.loss = compute_loss(learner, state.outputs, state.targets)
         fire(BackwardBegin, self)
         state.loss.backward()
-        fire(BackwardEnd, self)
-        learner.optimizer.step()
-        learner.optimizer.zero_grad(set_to_none=True)
-        learner.fitstate.count_step()
+        try:
+            fire(BackwardEnd, self)
+        except CancelUpdate:
+            pass
+        else:
+            learner.optimizer.step()
+            learner.optimizer.zero_grad(set_to_none=True)
+            learner.fitstate.count_step()
         fire(StepEnd, self)
 
 

@@ -227,6 +227,9 @@ class TimeMapped(BaseSchedule):
     def children(self) -> tuple[BaseSchedule, ...]:
         return (self.inner,)
 
+    def observe(self, metrics: Mapping[str, float], t: float) -> None:
+        self.inner.observe(metrics, (t - self.dt) / self.k)
+
     def scalar(self, t: float) -> float:
         return self.inner.scalar((t - self.dt) / self.k)
 

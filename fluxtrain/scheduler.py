@@ -25,6 +25,7 @@ import numpy as np
 
 from .access import Access, Read, Write, merge_stateaccess
 from .callback import Callback
+from .callbacks.gradients import GradientAccumulation
 from .callbacks.recorder import batch_size as count_samples
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
@@ -188,8 +189,9 @@ class Scheduler(Callback):
             pairs. A key is a hyperparameter class (built with no arguments) or instance
             (``LearningRate(group=1)``); a value is a schedule, a function ``f(t)`` of the step,
             a number, or, for an optimizer hyperparameter class, a list with one per param group.
-        steps_per_epoch: Steps per epoch for ``"epoch"`` and ``"fraction"`` units; by default
-            ``len()`` of the training data.
+        steps_per_epoch: Optimizer steps per epoch for ``"epoch"`` and ``"fraction"`` units;
+            by default ``len()`` of the training data (divided by ``n``, rounded up, under
+            ``GradientAccumulation(n)``).
 
     Raises:
         HyperParameterError: For a bad key or a hyperparameter scheduled twice.
@@ -206,6 +208,7 @@ class Scheduler(Callback):
 
     stateaccess = {
         "fitstate": Read,
+        "callbacks": Read,
         "batch.targets": Read,
         "cbstate.hyperparams": Write,
         "cbstate.metrics_epoch": Read,
@@ -225,6 +228,8 @@ class Scheduler(Callback):
         self._fit_start = 0
         self._fit_length = 0.0
         self._applied = -1  # t of the last step whose values were applied, until it completes
+        self._fitstate: Any = None
+        self._updates = 0  # fitstate.total_steps at StepBegin, to tell updates from micro-batches
         self._loop: tuple[tuple[Callable, Callable, int, Callable], ...] = ()
         self._lists: list[list[tuple[int, float]]] = []
 
@@ -255,8 +260,10 @@ class Scheduler(Callback):
         fraction = (t - self._fit_start) / self._fit_length if self._fit_length else 0.0
         return (t, epoch, fraction, self._samples)
 
-    def _resolve_units(self, fitstate: Any) -> None:
+    def _resolve_units(self, fitstate: Any, accumulation: int = 1) -> None:
         spe = self.steps_per_epoch or fitstate.steps_per_epoch
+        if spe is not None and not self.steps_per_epoch and accumulation > 1:
+            spe = -(-spe // accumulation)  # optimizer steps: one per n batches, and at epoch end
         needs = sorted(self._units & {"epoch", "fraction"})
         if spe is None and needs:
             raise ScheduleError(
@@ -278,7 +285,11 @@ class Scheduler(Callback):
             if entry.n_groups is not None:
                 check_groups(entry, learner.optimizer, "Scheduler")
             entry.hyperparameter.check(learner)
-        self._resolve_units(learner.fitstate)
+        accumulation = max(
+            (cb.n for cb in learner.callbacks if isinstance(cb, GradientAccumulation)), default=1
+        )
+        self._resolve_units(learner.fitstate, accumulation)
+        self._fitstate = learner.fitstate
         cbstate = learner.cbstate
         if "hyperparams" not in cbstate:
             cbstate.hyperparams = {}
@@ -307,10 +318,12 @@ class Scheduler(Callback):
             sethyperparameter(learner, value)
             record((t, value))
         self._applied = t
+        self._updates = self._fitstate.total_steps
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
         if self._loop and isinstance(phase, AbstractTrainingPhase):
-            self._t += 1
+            if self._fitstate.total_steps != self._updates:  # not an accumulating micro-batch
+                self._t += 1
             if self._counts_samples:
                 self._samples += count_samples(learner.batch.targets)
 

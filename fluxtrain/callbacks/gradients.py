@@ -17,13 +17,13 @@ import torch
 
 from ..access import Read, Write
 from ..callback import Callback
-from ..exceptions import FluxTrainError, HyperParameterError
+from ..exceptions import CancelUpdate, FluxTrainError, HyperParameterError
 from ..hyperparameters import HyperParameter
 from ..phases import AbstractTrainingPhase, Phase
 from .precision import MixedPrecision
 
 
-class GradientClipping(Callback):
+class GradientClipping(Callback):  # runafter is set below, once GradientAccumulation exists
     """Clips the gradients' total norm to ``max_norm`` at ``BackwardEnd``, before the update.
 
     Runs after :class:`MixedPrecision`, so it sees unscaled gradients. The norm before
@@ -35,7 +35,6 @@ class GradientClipping(Callback):
     """
 
     stateaccess = {"model": Read}
-    runafter = (MixedPrecision,)
 
     def __init__(self, max_norm: float, norm_type: float = 2.0) -> None:
         check_norm(max_norm, "GradientClipping: max_norm")
@@ -92,3 +91,64 @@ class GradientClipNorm(HyperParameter):
         for cb in learner.callbacks:
             if isinstance(cb, GradientClipping):
                 cb.max_norm = value
+
+
+class GradientAccumulation(Callback):
+    """Accumulates gradients over ``n`` micro-batches per optimizer update.
+
+    The loss is divided by ``n`` for ``backward()`` (metrics still see the batch's own loss),
+    and the update is skipped (``CancelUpdate``) on all but every ``n``-th micro-batch and the
+    last batch of an epoch whose length is known. Every micro-batch fires ``StepEnd``, so
+    metrics count all of them; optimizer steps (``fitstate.step``, a ``Scheduler``'s time) count
+    updates only. For data without ``len()``, micro-batches left over at an epoch's end
+    accumulate into the next epoch's first update.
+
+    Args:
+        n: Micro-batches per update, ``>= 1``.
+
+    Examples:
+        >>> from fluxtrain.testing import tiny_learner
+        >>> learner = tiny_learner(GradientAccumulation(4), n_batches=8, validation=False)
+        >>> learner.fit(1).steps_completed
+        2
+    """
+
+    stateaccess = {"batch.loss": Write, "fitstate": Read}
+
+    def __init__(self, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise FluxTrainError(f"GradientAccumulation: n must be an int >= 1, got {n!r}.")
+        self.n = n
+        self._micro = 0
+        self._loss: Any = None
+
+    def resolveconflict(self, other: Callback) -> Any:
+        from ..ordering import RunFirst
+
+        return RunFirst(self) if isinstance(other, MixedPrecision) else super().resolveconflict(
+            other
+        )
+
+    def on_backward_begin(self, phase: Phase, learner: Any) -> None:
+        if isinstance(phase, AbstractTrainingPhase):
+            self._loss = learner.batch.loss
+            learner.batch.loss = self._loss / self.n
+
+    def on_backward_end(self, phase: Phase, learner: Any) -> None:
+        if not isinstance(phase, AbstractTrainingPhase):
+            return
+        learner.batch.loss = self._loss
+        self._micro += 1
+        state = learner.fitstate
+        if self._micro < self.n and state.epoch_step != state.epoch_length:
+            raise CancelUpdate(f"accumulating micro-batch {self._micro} of {self.n}")
+        self._micro = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"micro": self._micro}
+
+    def load_state_dict(self, state: Any) -> None:
+        self._micro = state["micro"]
+
+
+GradientClipping.runafter = (MixedPrecision, GradientAccumulation)

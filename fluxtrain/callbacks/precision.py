@@ -23,7 +23,7 @@ import torch
 from ..access import Read, Write
 from ..callback import Callback
 from ..exceptions import CancelStep, FluxTrainError
-from ..phases import AbstractTrainingPhase, Phase
+from ..phases import Phase
 
 
 class MixedPrecision(Callback):
@@ -66,6 +66,8 @@ class MixedPrecision(Callback):
         self.skipped_steps = 0
         self._autocast: Any = None
         self._loss: Any = None
+        self._scaled: Any = None
+        self._unscaled = False
 
     def init(self, learner: Any) -> None:
         if "mixed_precision" not in learner.cbstate:
@@ -90,27 +92,32 @@ class MixedPrecision(Callback):
         self._exit()
         if self.scaler is not None:
             self._loss = learner.batch.loss
-            learner.batch.loss = self.scaler.scale(self._loss)
+            self._scaled = self.scaler.scale(self._loss)
+            learner.batch.loss = self._scaled
 
     def on_backward_end(self, phase: Phase, learner: Any) -> None:
         scaler = self.scaler
         if scaler is None:
             return
-        learner.batch.loss = self._loss
+        if learner.batch.loss is self._scaled:  # not yet restored by an outer callback
+            learner.batch.loss = self._loss
         optimizer = learner.optimizer
         scaler.unscale_(optimizer)
+        self._unscaled = True
         found = scaler._per_optimizer_states[id(optimizer)]["found_inf_per_device"]
         if sum(float(v) for v in found.values()):
             optimizer.zero_grad(set_to_none=True)
             scaler.update()
+            self._unscaled = False
             self.skipped_steps += 1
             learner.cbstate.mixed_precision["skipped_steps"] = self.skipped_steps
             raise CancelStep(f"inf or NaN gradients at loss scale {scaler.get_scale():g}")
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
         self._exit()
-        if self.scaler is not None and isinstance(phase, AbstractTrainingPhase):
+        if self.scaler is not None and self._unscaled:
             self.scaler.update()
+            self._unscaled = False
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
         self._exit()
