@@ -65,6 +65,8 @@ from .hyperparameters import Momentum as Momentum
 from .hyperparameters import OptimizerHyperParameter as OptimizerHyperParameter
 from .hyperparameters import WeightDecay as WeightDecay
 from .learner import Learner as Learner
+from .lr_finder import LRFinderResult as LRFinderResult
+from .lr_finder import lr_find as lr_find
 from .ordering import NoConflict as NoConflict
 from .ordering import RunFirst as RunFirst
 from .ordering import Unresolvable as Unresolvable

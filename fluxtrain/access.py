@@ -133,10 +133,12 @@ class ProtectedLearner:
         >>> view = ProtectedLearner(learner, "Mine", {"model": Read})
         >>> view.model
         'net'
-        >>> view.optimizer
-        Traceback (most recent call last):
-        ...
-        fluxtrain.exceptions.StateAccessError: Mine reads learner.optimizer, which Mine.stateaccess does not declare. Add "optimizer": Read to Mine.stateaccess.
+        >>> try:
+        ...     view.optimizer
+        ... except StateAccessError as error:
+        ...     print(error)  # doctest: +NORMALIZE_WHITESPACE
+        Mine reads learner.optimizer, which Mine.stateaccess does not declare.
+        Add "optimizer": Read to Mine.stateaccess.
     """
 
     __slots__ = ("_target", "_owner", "_prefix", "_reads", "_writes", "_children")

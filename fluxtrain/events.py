@@ -76,7 +76,7 @@ class BackwardBegin(Event):
 
 
 class BackwardEnd(Event):
-    """Fired after ``loss.backward()`` and before ``optimizer.step()``; gradients are in ``.grad``."""
+    """Fired after ``loss.backward()``, before ``optimizer.step()``; gradients are in ``.grad``."""
 
     hook = "on_backward_end"
 

@@ -81,9 +81,7 @@ class OptimizerHyperParameter(HyperParameter):
                 f"{type(self).__name__}: group must be an int index or None, got {group!r}."
             )
         if group is not None and group < 0:
-            raise HyperParameterError(
-                f"{type(self).__name__}: group must be >= 0, got {group}."
-            )
+            raise HyperParameterError(f"{type(self).__name__}: group must be >= 0, got {group}.")
         self.group = group
 
     @property

@@ -48,7 +48,7 @@ class Unresolvable:
     """Resolution: the two writers cannot run together (the default)."""
 
 
-Resolution = Union[RunFirst, NoConflict, Unresolvable]
+Resolution = Union[RunFirst, NoConflict, Unresolvable]  # noqa: UP007 (a runtime alias)
 
 
 def order_callbacks(callbacks: Sequence[Callback]) -> list[Callback]:
@@ -67,9 +67,7 @@ def order_callbacks(callbacks: Sequence[Callback]) -> list[Callback]:
     return [callbacks[i] for i in _toposort(callbacks, after)]
 
 
-def _edges(
-    callbacks: Sequence[Callback], accesses: list, i: int, j: int
-) -> list[tuple[int, int]]:
+def _edges(callbacks: Sequence[Callback], accesses: list, i: int, j: int) -> list[tuple[int, int]]:
     ci, cj = callbacks[i], callbacks[j]
     edges = []
     if any(_is(ci, t) for t in cj.runafter):

@@ -84,8 +84,10 @@ def unpack(batch: Any) -> tuple[Any, Any]:
         return batch
     if isinstance(batch, (tuple, list)) and len(batch) == 2:
         return batch[0], batch[1]
-    shape = f"{type(batch).__name__} of length {len(batch)}" if hasattr(batch, "__len__") else (
-        type(batch).__name__
+    shape = (
+        f"{type(batch).__name__} of length {len(batch)}"
+        if hasattr(batch, "__len__")
+        else (type(batch).__name__)
     )
     raise BatchError(
         f"A batch must be a pair (inputs, targets), got a {shape}. Make the data yield "
@@ -98,8 +100,10 @@ def compute_loss(learner: Learner, outputs: Any, targets: Any) -> torch.Tensor:
     """``loss_fn(outputs, targets)``, checked to be a scalar tensor."""
     loss = learner.loss_fn(outputs, targets)
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-        got = f"a tensor of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else (
-            f"a {type(loss).__name__}"
+        got = (
+            f"a tensor of shape {tuple(loss.shape)}"
+            if isinstance(loss, torch.Tensor)
+            else (f"a {type(loss).__name__}")
         )
         raise BatchError(
             f"loss_fn must return a scalar tensor, got {got}. Reduce it, e.g. with "

@@ -11,8 +11,8 @@ def test_declared_read_is_allowed_and_undeclared_read_raises_with_fix():
         stateaccess = {"batch.loss": Read}
 
         def on_step_end(self, phase, learner):
-            learner.batch.loss
-            learner.batch.outputs
+            _ = learner.batch.loss
+            _ = learner.batch.outputs
 
     with pytest.raises(StateAccessError) as info:
         tiny_learner(ReadsLoss()).fit(1)
@@ -29,7 +29,9 @@ def test_write_needs_write_declaration():
         def on_loss_begin(self, phase, learner):
             learner.batch.outputs = None
 
-    with pytest.raises(StateAccessError, match=r'writes learner.batch.outputs.*"batch.outputs": Write'):
+    with pytest.raises(
+        StateAccessError, match=r'writes learner.batch.outputs.*"batch.outputs": Write'
+    ):
         tiny_learner(WritesLoss()).fit(1)
 
 
@@ -55,7 +57,7 @@ def test_cbstate_entries_are_protected_individually():
 
         def on_step_end(self, phase, learner):
             learner.cbstate.mine += 1
-            learner.cbstate.history
+            _ = learner.cbstate.history
 
     learner = tiny_learner(Mine())
     with pytest.raises(StateAccessError, match="reads learner.cbstate.history"):
@@ -66,7 +68,7 @@ def test_cbstate_entries_are_protected_individually():
 def test_no_declaration_means_no_access():
     class Nosy(Callback):
         def on_fit_begin(self, phase, learner):
-            learner.model
+            _ = learner.model
 
     with pytest.raises(StateAccessError, match='Add "model": Read to Nosy.stateaccess'):
         tiny_learner(Nosy()).fit(1)

@@ -51,7 +51,9 @@ def linear_learner(batches, *callbacks, lr=0.1):
 
 def make_batches(n, size, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [(torch.randn(size, 3, generator=g), torch.randn(size, 1, generator=g)) for _ in range(n)]
+    return [
+        (torch.randn(size, 3, generator=g), torch.randn(size, 1, generator=g)) for _ in range(n)
+    ]
 
 
 def test_accumulation_of_4_equals_a_4x_larger_batch_on_a_linear_model():

@@ -30,7 +30,9 @@ class EventLog(Callback):
     def _record(self, event, phase, learner):
         b = learner.batch
         held = tuple(
-            name for name in ("inputs", "targets", "outputs", "loss") if getattr(b, name) is not None
+            name
+            for name in ("inputs", "targets", "outputs", "loss")
+            if getattr(b, name) is not None
         )
         self.log.append((event, phase.name, held))
         key = (event, phase.name, sum(1 for e in self.log if e[:2] == (event, phase.name)))

@@ -23,8 +23,6 @@ import csv
 import os
 from typing import IO, Any, Protocol, runtime_checkable
 
-import torch
-
 from ..exceptions import FluxTrainError
 
 CSV_HEADER = ("step", "epoch", "phase", "name", "value")
@@ -96,19 +94,6 @@ def check_backends(owner: str, backends: tuple[Any, ...]) -> tuple[LoggerBackend
                 f"TensorBoardBackend('runs/exp1')."
             )
     return backends
-
-
-def is_main_process() -> bool:
-    """Whether this process should write logs: rank 0, or no ``torch.distributed`` group.
-
-    Examples:
-        >>> is_main_process()
-        True
-    """
-    distributed = torch.distributed
-    if not (distributed.is_available() and distributed.is_initialized()):
-        return True
-    return distributed.get_rank() == 0
 
 
 class CSVBackend:

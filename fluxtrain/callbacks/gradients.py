@@ -125,8 +125,8 @@ class GradientAccumulation(Callback):
     def resolveconflict(self, other: Callback) -> Any:
         from ..ordering import RunFirst
 
-        return RunFirst(self) if isinstance(other, MixedPrecision) else super().resolveconflict(
-            other
+        return (
+            RunFirst(self) if isinstance(other, MixedPrecision) else super().resolveconflict(other)
         )
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:

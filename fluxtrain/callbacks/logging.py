@@ -46,6 +46,7 @@ from typing import Any
 
 import torch
 
+from .. import distributed
 from ..access import Read
 from ..callback import Callback
 from ..exceptions import FluxTrainError
@@ -53,7 +54,7 @@ from ..phases import AbstractTrainingPhase, Phase
 from .backends import CSVBackend as CSVBackend
 from .backends import LoggerBackend as LoggerBackend
 from .backends import TensorBoardBackend as TensorBoardBackend
-from .backends import check_backends, is_main_process
+from .backends import check_backends
 from .metrics import Metrics
 
 STEP_PREFIX = "step/"
@@ -177,7 +178,11 @@ class LogMetrics(_Logger):
             return
         fitstate = learner.fitstate
         t = fitstate.total_steps - 1
-        if t % self.every or "metrics_step" not in learner.cbstate or not is_main_process():
+        if (
+            t % self.every
+            or "metrics_step" not in learner.cbstate
+            or not distributed.is_main_process()
+        ):
             return
         prefix = phase.name + "/"
         items = [(k, v) for k, v in learner.cbstate.metrics_step.items() if k.startswith(prefix)]
@@ -186,7 +191,7 @@ class LogMetrics(_Logger):
             self._write(STEP_PREFIX + key, value, t, epoch, phase.name)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
-        if "metrics_epoch" not in learner.cbstate or not is_main_process():
+        if "metrics_epoch" not in learner.cbstate or not distributed.is_main_process():
             return
         fitstate = learner.fitstate
         step, epoch, prefix = fitstate.total_steps, epoch_number(phase, fitstate), phase.name + "/"
@@ -237,7 +242,7 @@ class LogHyperParams(_Logger):
     def on_step_end(self, phase: Phase, learner: Any) -> None:
         if not isinstance(phase, AbstractTrainingPhase) or "hyperparams" not in learner.cbstate:
             return
-        if not is_main_process():
+        if not distributed.is_main_process():
             return
         epoch = epoch_number(phase, learner.fitstate)
         logged = self._logged
@@ -251,5 +256,5 @@ class LogHyperParams(_Logger):
             self._write(HYPERPARAMS_PREFIX + name, float(value), int(step), epoch, phase.name)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
-        if is_main_process():
+        if distributed.is_main_process():
             self._flush()

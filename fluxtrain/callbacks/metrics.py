@@ -14,13 +14,14 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import torch
 
 from ..access import Read, Write
 from ..callback import Callback
+from ..distributed import all_reduce_sum, is_distributed
 from ..exceptions import FluxTrainError
 from ..phases import Phase
 from .recorder import batch_size
@@ -80,10 +81,25 @@ class Metric:
         return value
 
     def compute(self) -> float:
-        """The weighted mean over the epoch so far (reads the device once)."""
-        if self._total is None or self._count == 0:
-            return float("nan")
-        return float(self._total) / self._count
+        """The weighted mean over the epoch so far (reads the device once).
+
+        Under ``torch.distributed`` the sums and counts of all ranks are added first, so every
+        rank gets the global value, weighted by samples.
+        """
+        total = float(self._total) if self._total is not None else 0.0
+        count = float(self._count)
+        if is_distributed():
+            device = self._total.device if self._total is not None else torch.device("cpu")
+            total, count = all_reduce_sum([total, count], device)
+        return total / count if count else float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch so far, for checkpoints taken mid-epoch."""
+        return {"total": self._total, "count": self._count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned."""
+        self._total, self._count = state["total"], state["count"]
 
 
 class Loss(Metric):
@@ -129,6 +145,12 @@ class TorchMetric(Metric):
 
     def compute(self) -> float:
         return float(self.metric.compute())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
 
 
 def as_metric(metric: Any) -> Metric:
@@ -204,6 +226,14 @@ class Metrics(Callback):
             value = metric.step(outputs, targets, loss)
             if value is not None:
                 step_values[self._key(phase, metric)] = value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"metrics": {m.name: m.state_dict() for m in self.metrics}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for metric in self.metrics:
+            if metric.name in state["metrics"]:
+                metric.load_state_dict(state["metrics"][metric.name])
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         epoch_values = learner.cbstate.metrics_epoch

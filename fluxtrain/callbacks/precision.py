@@ -79,8 +79,10 @@ class MixedPrecision(Callback):
             self.device_type = parameter.device.type if parameter is not None else "cpu"
         if self.dtype is torch.float16 and self.scaler_option is not False and self.scaler is None:
             option = self.scaler_option
-            self.scaler = option if isinstance(option, torch.amp.GradScaler) else (
-                torch.amp.GradScaler(self.device_type)
+            self.scaler = (
+                option
+                if isinstance(option, torch.amp.GradScaler)
+                else (torch.amp.GradScaler(self.device_type))
             )
 
     def on_step_begin(self, phase: Phase, learner: Any) -> None:

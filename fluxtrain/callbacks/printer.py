@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from ..access import Read
 from ..callback import Callback
+from ..distributed import is_main_process
 from ..phases import Phase
 from .metrics import Metrics
 
@@ -46,7 +47,7 @@ class MetricsPrinter(Callback):
         self._columns: list[str] | None = None
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
-        if "metrics_epoch" not in learner.cbstate:
+        if "metrics_epoch" not in learner.cbstate or not is_main_process():
             return
         values = learner.cbstate.metrics_epoch
         prefix = phase.name + "/"
@@ -60,9 +61,7 @@ class MetricsPrinter(Callback):
             self._write(header.rstrip())
         state = learner.fitstate
         epoch = state.total_epochs + 1 if phase.name == "train" else state.total_epochs
-        cells = "".join(
-            f"{format_value(row[c]) if c in row else '':>10}  " for c in self._columns
-        )
+        cells = "".join(f"{format_value(row[c]) if c in row else '':>10}  " for c in self._columns)
         self._write(f"{max(epoch, 1):>5}  {phase.name:<5}  {cells}".rstrip())
 
     def _write(self, line: str) -> None:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from ..access import Read
 from ..callback import Callback
+from ..distributed import is_main_process
 from ..phases import Phase
 
 
@@ -80,6 +81,8 @@ class ProgressPrinter(Callback):
     def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
         state = learner.fitstate
         self._close()
+        if not is_main_process():
+            return
         epoch = state.total_epochs + 1 if phase.name == "train" else state.total_epochs
         self._bar = tqdm(
             total=state.epoch_length,
@@ -94,6 +97,8 @@ class ProgressPrinter(Callback):
         self._next = time.monotonic() + self.interval
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
+        if self._bar is None:
+            return
         self._pending += 1
         now = time.monotonic()
         if now < self._next:

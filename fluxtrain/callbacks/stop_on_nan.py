@@ -4,8 +4,9 @@ Examples:
     >>> import torch
     >>> from fluxtrain.testing import tiny_learner
     >>> learner = tiny_learner(StopOnNaNLoss(), loss_fn=lambda o, t: (o - t).sum() * float("nan"))
-    >>> learner.fit(1)
-    FitResult(epochs_completed=0, steps_completed=0, stopped_by='StopOnNaNLoss', reason='loss is nan at training step 0')
+    >>> result = learner.fit(1)
+    >>> result.stopped_by, result.reason
+    ('StopOnNaNLoss', 'loss is nan at training step 0')
 """
 
 from __future__ import annotations

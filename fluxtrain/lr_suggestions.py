@@ -1,0 +1,183 @@
+"""Reading a learning-rate range test: loss smoothing, the suggestion rules, the plot.
+
+Pure functions of arrays, usable on any recorded ``(lrs, losses)`` curve. Each rule takes the
+learning rates and the (smoothed) losses of a sweep, both increasing in the learning rate, and
+returns one learning rate:
+
+- ``valley``: the longest decreasing run of the loss (the longest strictly decreasing
+  subsequence, ending at index ``e`` with ``m`` points), at index ``e - m + m // 3 + m // 6``:
+  about halfway down the valley (fastai's ``valley``, its default).
+- ``steep``: where the loss falls fastest per decade, the ``lrs[k]`` minimizing
+  ``(loss[k+1] - loss[k]) / (log lrs[k+1] - log lrs[k])`` (fastai's ``steep``).
+- ``minimum``: one tenth of the learning rate at the lowest loss (fastai's ``minimum``).
+- ``slide``: with ``g = numpy.gradient(loss)``, slide a window of ``15`` points down from the
+  end of the curve while ``|g[right] - g[left]| > 0.005``; the learning rate at the left end
+  of the last window that moved (fastai's ``slide``; the threshold is absolute, in loss units).
+
+Examples:
+    >>> import numpy as np
+    >>> lrs = np.geomspace(1e-4, 1.0, 9)
+    >>> losses = np.array([1.0, 0.99, 0.95, 0.8, 0.5, 0.3, 0.25, 0.6, 2.0])
+    >>> minimum(lrs, losses)  # lowest loss at lrs[6] = 0.1
+    0.01
+    >>> round(steep(lrs, losses), 6)  # steepest fall from lrs[3] to lrs[4]
+    0.003162
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .lr_finder import LRFinderResult
+
+Suggestion = Callable[[np.ndarray, np.ndarray], float]
+
+
+def smooth(losses: np.ndarray, smoothing: float) -> np.ndarray:
+    """Bias-corrected exponential moving average of ``losses``.
+
+    ``avg[i] = smoothing * avg[i-1] + (1 - smoothing) * losses[i]`` from ``avg[-1] = 0``, and
+    ``smoothed[i] = avg[i] / (1 - smoothing ** (i + 1))``, so the first value is the first loss
+    (Adam's bias correction; fastai's ``AvgSmoothLoss``). ``smoothing = 0`` returns the losses.
+
+    Args:
+        losses: The raw losses, in sweep order.
+        smoothing: The decay, ``0 <= smoothing < 1``.
+
+    Returns:
+        The smoothed losses, a float64 array of the same length.
+
+    Examples:
+        >>> smooth(np.array([1.0, 3.0]), 0.5)
+        array([1.        , 2.33333333])
+    """
+    smoothed = np.empty(len(losses), dtype=np.float64)
+    average = 0.0
+    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
+        average = smoothing * average + (1.0 - smoothing) * float(loss)
+        smoothed[i] = average / (1.0 - smoothing ** (i + 1))
+    return smoothed
+
+
+def valley(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """About halfway down the longest decreasing run of the loss (see the module docstring).
+
+    Examples:
+        >>> valley(np.arange(1.0, 9.0), np.array([3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.4, 3.0]))
+        3.0
+    """
+    n = len(losses)
+    runs = np.ones(n, dtype=np.int64)  # length of the longest decreasing subsequence ending at i
+    for i in range(1, n):
+        before = runs[:i][losses[:i] > losses[i]]
+        if before.size:
+            runs[i] = before.max() + 1
+    end = int(np.argmax(runs))
+    length = int(runs[end])
+    index = max(end - length + length // 3 + length // 6, 0)
+    return float(lrs[index])
+
+
+def steep(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """Where the loss falls fastest against ``log(lr)`` (see the module docstring).
+
+    Examples:
+        >>> steep(np.array([1.0, 10.0, 100.0]), np.array([1.0, 0.9, 0.2]))
+        10.0
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = np.diff(losses) / np.diff(np.log(lrs))
+    slopes = np.where(np.isfinite(slopes), slopes, np.inf)
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def minimum(lrs: np.ndarray, losses: np.ndarray) -> float:
+    """One tenth of the learning rate at the lowest loss.
+
+    Examples:
+        >>> minimum(np.array([0.1, 1.0, 10.0]), np.array([2.0, 1.0, 3.0]))
+        0.1
+    """
+    return float(lrs[int(np.argmin(losses))]) / 10.0
+
+
+def slide(lrs: np.ndarray, losses: np.ndarray, window: int = 15, threshold: float = 0.005) -> float:
+    """The interval slide rule (see the module docstring).
+
+    Args:
+        lrs: The learning rates.
+        losses: The losses.
+        window: Points between the right and left ends of the sliding interval (shortened to
+            ``len(losses) - 1`` on a shorter curve).
+        threshold: The slide stops where the gradients at both ends differ by at most this.
+
+    Examples:
+        >>> lrs = np.geomspace(1e-3, 1.0, 20)
+        >>> round(slide(lrs, np.linspace(2.0, 1.0, 20)), 6)  # a straight line: lrs[19 - 15]
+        0.004281
+    """
+    gradient = np.gradient(losses) if len(losses) > 1 else np.zeros(len(losses))
+    right = len(losses) - 1
+    left = right - min(window, right)
+    found = lrs[left]
+    while left >= 0 and abs(gradient[right] - gradient[left]) > threshold:
+        found = lrs[left]
+        right -= 1
+        left -= 1
+    return float(found)
+
+
+SUGGESTIONS: dict[str, Suggestion] = {
+    "valley": valley,
+    "steep": steep,
+    "minimum": minimum,
+    "slide": slide,
+}
+"""The suggestion rules by name, as ``lr_find(suggest=...)`` accepts them."""
+
+
+def plot_lr_find(result: LRFinderResult, path: str | os.PathLike[str] | None = None) -> Figure:
+    """The curve of ``result`` (see :meth:`LRFinderResult.plot`)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as error:
+        raise ImportError(
+            "LRFinderResult.plot needs matplotlib: pip install fluxtrain[plot] "
+            "(or pip install matplotlib)."
+        ) from error
+    finite = np.isfinite(result.smoothed_losses)
+    lrs, raw, smoothed = result.lrs[finite], result.losses[finite], result.smoothed_losses[finite]
+    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
+    ax = figure.add_subplot()
+    ax.plot(lrs, raw, color="0.75", linewidth=1.0, label="loss")
+    ax.plot(lrs, smoothed, color="C0", linewidth=2.0, label="smoothed loss")
+    log_x = len(lrs) > 0 and lrs[0] > 0
+    scale = np.log if log_x else np.asarray  # markers on the drawn line, in the axis' scale
+    for index, (name, lr) in enumerate(result.suggestions.items()):
+        if np.isfinite(lr) and len(lrs):
+            y = np.interp(scale(lr), scale(lrs), smoothed)
+            color = f"C{list(SUGGESTIONS).index(name) + 1}"
+            label = f"{name}: {lr:.2g}" + (" (best)" if index == 0 else "")
+            ax.plot([lr], [y], "o", markersize=9 if index == 0 else 7, color=color, label=label)
+    if log_x:
+        ax.set_xscale("log")
+    if len(smoothed):  # from the lowest loss to the highest smoothed loss before the minimum
+        low = min(raw.min(), smoothed.min())
+        high = smoothed[: int(np.argmin(smoothed)) + 1].max()
+        margin = 0.08 * (high - low) or 0.05 * abs(high) or 0.05
+        ax.set_ylim(low - margin, high + 2 * margin)
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title(f"Learning-rate range test: {result.reason}", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="best")
+    if path is not None:
+        figure.savefig(path, dpi=120)
+    return figure
