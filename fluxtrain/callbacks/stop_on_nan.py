@@ -1,4 +1,4 @@
-"""StopOnNaNLoss: ends fitting when the loss is not finite, before the weights are touched.
+"""StopOnNaNLoss: ends fitting when the training loss is NaN or infinite.
 
 Examples:
     >>> import torch
@@ -17,29 +17,52 @@ import torch
 
 from ..access import Read
 from ..callback import Callback
-from ..exceptions import CancelFitting
+from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, Phase
+from .progress import LatestValue
 
 
 class StopOnNaNLoss(Callback):
-    """Raises ``CancelFitting`` at ``BackwardBegin`` when the training loss is NaN or infinite.
+    """Raises ``CancelFitting`` when a training loss is not finite.
 
-    The check runs before ``backward()`` and ``optimizer.step()``, so the weights never see the
-    bad loss. A loss on the CPU is checked directly; one on an accelerator is checked with a
-    host read of one flag, the price of that guarantee (disable the callback to avoid it).
+    With ``sync=True`` the loss is checked at ``BackwardBegin``, before ``backward()`` and
+    ``optimizer.step()``, so the weights never see the bad loss. That check reads the loss on
+    the host; on the CPU this costs nothing, on a GPU it stalls the pipeline every step. So by
+    default (``sync=None``) a CPU loss is checked that way, and a GPU loss without blocking: a
+    device-side flag is copied to the host in the background and fitting stops at the first
+    step whose copy shows a bad loss, a few steps after it happened.
+
+    Args:
+        sync: ``True``: check before every update; ``False``: check without blocking;
+            ``None``: ``True`` on the CPU, ``False`` on accelerators.
     """
 
     stateaccess = {"batch.loss": Read, "fitstate": Read}
 
+    def __init__(self, sync: bool | None = None) -> None:
+        if sync not in (None, True, False):
+            raise FluxTrainError(f"StopOnNaNLoss: sync must be None, True or False, got {sync!r}.")
+        self.sync = sync
+        self._flag: torch.Tensor | None = None
+        self._reader = LatestValue()
+
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         loss = learner.batch.loss
-        if loss.device.type == "cpu":
+        if loss.device.type == "cpu" or self.sync:
             value = loss.item()
             if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
                 return
-        elif bool(torch.isfinite(loss)):
+            if isinstance(phase, AbstractTrainingPhase):
+                step = learner.fitstate.total_steps
+                raise CancelFitting(f"loss is {value} at training step {step}")
             return
-        if isinstance(phase, AbstractTrainingPhase):
+        finite = torch.isfinite(loss.detach())
+        self._flag = finite if self._flag is None else self._flag.logical_and_(finite)
+        if self._reader.read(self._flag.float()) == 0.0:
             raise CancelFitting(
-                f"loss is {loss.item()} at training step {learner.fitstate.total_steps}"
+                f"loss was not finite at or before training step {learner.fitstate.total_steps}"
             )
+
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        self._flag = None
+        self._reader = LatestValue()
