@@ -8,7 +8,9 @@ from .callback import CustomCallback as CustomCallback
 from .callbacks.backends import CSVBackend as CSVBackend
 from .callbacks.backends import LoggerBackend as LoggerBackend
 from .callbacks.backends import TensorBoardBackend as TensorBoardBackend
+from .callbacks.checkpointer import Checkpointer as Checkpointer
 from .callbacks.custom import throttle as throttle
+from .callbacks.early_stopping import EarlyStopping as EarlyStopping
 from .callbacks.gradients import GradientAccumulation as GradientAccumulation
 from .callbacks.gradients import GradientClipNorm as GradientClipNorm
 from .callbacks.gradients import GradientClipping as GradientClipping
@@ -24,6 +26,9 @@ from .callbacks.progress import ProgressPrinter as ProgressPrinter
 from .callbacks.recorder import Recorder as Recorder
 from .callbacks.stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
 from .callbacks.to_device import ToDevice as ToDevice
+from .checkpoint import CheckpointError as CheckpointError
+from .checkpoint import latest_checkpoint as latest_checkpoint
+from .checkpoint import load_checkpoint as load_checkpoint
 from .easings import expin as expin
 from .easings import expio as expio
 from .easings import expout as expout

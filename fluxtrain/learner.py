@@ -13,7 +13,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -24,7 +24,9 @@ from .events import EVENTS, EpochBegin, EpochEnd, Event, FitBegin, FitEnd
 from .exceptions import BatchError, Cancel, CancelEpoch, CancelFitting, CancelStep, FluxTrainError
 from .ordering import order_callbacks
 from .phases import AbstractTrainingPhase, Phase, TrainingPhase, ValidationPhase
-from .state import Batch, CallbackState, Data, FitResult, FitState
+from .resume import Resume, continue_epoch, learner_state, load_learner_state, resume_fit
+from .rng import snapshot
+from .state import Batch, CallbackState, Data, FitResult, FitState, to_data
 
 Handler = tuple[Callable[[Phase, Any], None], ProtectedLearner]
 
@@ -78,6 +80,9 @@ class Learner:
         self.batch = Batch()
         self.cbstate = CallbackState()
         self.fitstate = FitState()
+        self._fit_data = self.data
+        self._resume: Resume | None = None
+        self._epoch_rng: dict[str, Any] | None = None
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise FluxTrainError(
@@ -131,15 +136,33 @@ class Learner:
 
     # -- running ---------------------------------------------------------------------------
 
-    def fit(self, n_epochs: int, data: Any = None) -> FitResult:
+    def fit(self, n_epochs: int, data: Any = None, *, resume: Any = None) -> FitResult:
         """Runs ``n_epochs`` more epochs: training, then validation when there is data for it.
 
         Args:
             n_epochs: Number of epochs, ``>= 0``.
             data: Data for this call only, in any form the constructor accepts.
+            resume: Continue an interrupted ``fit(n_epochs)`` call to its end instead of
+                starting a new one: ``"latest"`` (the newest good checkpoint of the learner's
+                :class:`~fluxtrain.Checkpointer`; a fresh fit when it has none yet), the path
+                of a checkpoint file, or a :meth:`state_dict`. See ``docs/resume.md``.
 
         Returns:
             A :class:`~fluxtrain.FitResult`; a ``CancelFitting`` is reported there, not raised.
+            A resumed fit reports the counts of the whole fit, as if it had not been interrupted.
+
+        Raises:
+            CheckpointError: The checkpoint does not fit this learner, its data, or
+                ``n_epochs`` (it was saved during a ``fit`` of another length).
+
+        Examples:
+            >>> from fluxtrain.testing import tiny_learner
+            >>> learner = tiny_learner()
+            >>> learner.fit(3)
+            FitResult(epochs_completed=3, steps_completed=12, stopped_by=None, reason=None)
+            >>> other = tiny_learner()
+            >>> other.fit(3, resume=learner.state_dict())  # that fit had ended: nothing to run
+            FitResult(epochs_completed=3, steps_completed=12, stopped_by=None, reason=None)
         """
         if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
             raise FluxTrainError(f"fit: n_epochs must be an int >= 0, got {n_epochs!r}.")
@@ -152,40 +175,74 @@ class Learner:
         if steps_per_epoch == 0:
             raise BatchError("fit: the training data is empty (len() == 0); give it batches.")
         state = self.fitstate
-        state.n_epochs, state.epoch, state.step = n_epochs, 0, 0
+        self._fit_data = Data(train, valid)
+        point = None if resume is None else resume_fit(self, resume, n_epochs, self._fit_data)
+        if isinstance(point, FitResult):
+            return point
+        if point is None:
+            state.n_epochs, state.epoch, state.step = n_epochs, 0, 0
+            state.phase, state.stage, state.resumed = None, "", False
         state.steps_per_epoch = steps_per_epoch
         state.has_validation = valid is not None
+        state.ending = state.stopped_by = state.reason = None
+        self._resume = point
         training, validation = TrainingPhase(), ValidationPhase()
-        stopped_by = reason = None
         try:
             self.fire(FitBegin, training)
-            for _ in range(n_epochs):
-                self.epoch(training, train)
+            for _ in range(state.epoch, n_epochs):
+                if self._resume is None or self._resume.phase == training.name:
+                    self.epoch(training, train)
                 if valid is not None:
                     self.epoch(validation, valid)
                 state.epoch += 1
+                state.phase, state.stage = None, ""
+            state.ending = "completed"
         except CancelFitting as cancel:
-            stopped_by, reason = cancel.callback, cancel.reason
+            if state.stage == "end":  # raised at EpochEnd: that epoch is complete
+                state.total_epochs += state.phase == training.name
+                state.epoch += state.phase == (training if valid is None else validation).name
+            state.ending = "cancelled"
+            state.stopped_by, state.reason = cancel.callback, cancel.reason
+        except BaseException as error:
+            state.ending = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
+            raise
         finally:
+            self._resume = None
             self.fire(FitEnd, training)
-        return FitResult(state.epoch, state.step, stopped_by, reason)
+        return FitResult(state.epoch, state.step, state.stopped_by, state.reason)
 
     def epoch(self, phase: Phase, data: Iterable[Any]) -> None:
         """Runs one epoch of ``phase`` over ``data``: ``EpochBegin``, the steps, ``EpochEnd``."""
         state = self.fitstate
         state.epoch_length = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
-        state.epoch_step = 0
         training = isinstance(phase, AbstractTrainingPhase)
+        resume, self._resume = self._resume, None
         with phase.context(self):
             try:
-                self.fire(EpochBegin, phase)
+                if resume is None or resume.batches is None:
+                    state.phase, state.stage, state.epoch_step = phase.name, "begin", 0
+                    self.fire(EpochBegin, phase)
+                    self._epoch_rng = snapshot(data)
+                    batches = iter(data)
+                else:  # the epoch began before the interruption: no EpochBegin
+                    batches = continue_epoch(data, resume)
+                    state.epoch_step = resume.batches
+                state.stage = "steps"
+                offset, cancelled = state.epoch_step - state.step, 0
                 step = phase.step
-                for batch in data:
+                for batch in batches:
                     state.epoch_step += 1
                     try:
                         step(self, batch)
                     except CancelStep:
-                        pass
+                        cancelled += 1
+                    except KeyboardInterrupt:  # a step cut short is run again on resume
+                        if training:
+                            finished = state.epoch_step - state.step == offset + cancelled
+                        else:  # a validation step is at StepEnd once its loss is set
+                            finished = self.batch.loss is not None
+                        state.epoch_step -= not finished
+                        raise
             except CancelEpoch:
                 pass
             if training and state.epoch_step == 0:
@@ -194,49 +251,64 @@ class Learner:
                     "it was used up by an earlier epoch: pass a re-iterable (a list, a "
                     "DataLoader) instead."
                 )
+            state.stage = "end"
             self.fire(EpochEnd, phase)
         if training:
             state.total_epochs += 1
+        state.stage = "done"
 
     def step(self, phase: Phase, batch: Any) -> None:
         """Runs one step of ``phase`` on ``batch`` (in the phase's context)."""
         with phase.context(self):
             phase.step(self, batch)
 
+    # -- state -----------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a run depends on, to resume it exactly.
+
+        Holds the model's and the optimizer's state dicts (their tensors shared with the live
+        ones, as in torch: ``copy.deepcopy`` the result to keep a snapshot in memory), copies of
+        the fit counters with the position in the fit in progress, ``cbstate``, every
+        callback's ``state_dict()`` (keyed ``"<position>:<name>"``), the random states (Python,
+        NumPy, torch CPU, CUDA once initialized) and the states of the data's random
+        generators. Save it with ``torch.save``; the :class:`~fluxtrain.Checkpointer` does so
+        atomically, with checksums.
+
+        Examples:
+            >>> from fluxtrain.testing import tiny_learner
+            >>> sorted(tiny_learner().state_dict())  # doctest: +NORMALIZE_WHITESPACE
+            ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'fitstate', 'format', 'model',
+             'optimizer', 'optimizer_class', 'rng']
+        """
+        return learner_state(self)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned; checks everything before changing anything.
+
+        A following ``fit(n)`` starts a new fit from the restored state; to finish the fit the
+        state was saved in, call ``fit(n, resume=state)`` instead.
+
+        Raises:
+            CheckpointError: The model's keys or shapes, the optimizer's type or parameter
+                groups, or the callbacks (names and order) differ from those saved; the message
+                names what differs.
+
+        Examples:
+            >>> import copy
+            >>> from fluxtrain.testing import tiny_learner
+            >>> learner = tiny_learner()
+            >>> _ = learner.fit(1)
+            >>> other = tiny_learner()
+            >>> other.load_state_dict(copy.deepcopy(learner.state_dict()))
+            >>> other.model.weight.item() == learner.model.weight.item()
+            True
+        """
+        load_learner_state(self, state, self.data)
+
     def __repr__(self) -> str:
         names = ", ".join(cb.name for cb in self.callbacks)
         return f"Learner({type(self.model).__name__}, callbacks=[{names}])"
-
-
-def to_data(data: Any) -> Data:
-    """Normalizes the accepted data forms to :class:`~fluxtrain.state.Data`.
-
-    Examples:
-        >>> to_data(([1], [2]))
-        Data(train=[1], valid=[2])
-        >>> to_data([1, 2, 3])
-        Data(train=[1, 2, 3], valid=None)
-    """
-    if data is None:
-        return Data(None, None)
-    if isinstance(data, Data):
-        train, valid = data
-    elif type(data) is tuple and len(data) == 2:
-        train, valid = data
-    else:
-        train, valid = data, None
-    for name, part in (("training", train), ("validation", valid)):
-        if part is not None and not hasattr(part, "__iter__"):
-            raise FluxTrainError(
-                f"The {name} data must be an iterable of (inputs, targets) batches, got "
-                f"{type(part).__name__}. Wrap tensors in a DataLoader(TensorDataset(x, y))."
-            )
-    if isinstance(train, torch.Tensor):
-        raise FluxTrainError(
-            "The training data is a single tensor; give batches of (inputs, targets) instead, "
-            "e.g. DataLoader(TensorDataset(inputs, targets), batch_size=32)."
-        )
-    return Data(train, valid)
 
 
 def default_callbacks() -> list[Callback]:

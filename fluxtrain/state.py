@@ -12,6 +12,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import torch
+
+from .exceptions import FluxTrainError
+
 
 class Batch:
     """State of the current step: ``inputs`` and ``targets``, then ``outputs``, then ``loss``.
@@ -81,6 +85,21 @@ class FitState:
         epoch_length: ``len()`` of the data of the epoch in progress, if it has one.
         epoch_step: Batches consumed so far in the epoch in progress.
         has_validation: Whether the fit in progress runs validation epochs.
+        phase: Name of the phase of the latest epoch (``"train"``, ``"valid"``) within the
+            current epoch of the fit; ``None`` before the epoch's first phase begins.
+        stage: Where that phase's epoch is: ``"begin"`` (``EpochBegin`` firing), ``"steps"``,
+            ``"end"`` (``EpochEnd`` firing) or ``"done"``.
+        resumed: Whether the fit in progress continues an interrupted one (``fit(resume=...)``).
+        ending: Why the fit is ending, set before ``FitEnd`` fires: ``"completed"``,
+            ``"cancelled"`` (a ``CancelFitting``), ``"interrupted"`` (``KeyboardInterrupt``) or
+            ``"error"``; ``None`` while it runs.
+        stopped_by: Name of the callback that cancelled the fit, if one did.
+        reason: The reason it gave.
+
+    Examples:
+        >>> state = FitState(n_epochs=3, epoch=1)
+        >>> state.ending is None, state.phase is None
+        (True, True)
     """
 
     n_epochs: int = 0
@@ -92,6 +111,12 @@ class FitState:
     epoch_length: int | None = None
     epoch_step: int = 0
     has_validation: bool = False
+    phase: str | None = None
+    stage: str = ""
+    resumed: bool = False
+    ending: str | None = None
+    stopped_by: str | None = None
+    reason: str | None = None
 
     def count_step(self) -> None:
         """Counts one completed training step; training phases call it after the update."""
@@ -121,3 +146,34 @@ class FitResult:
     steps_completed: int
     stopped_by: str | None = None
     reason: str | None = None
+
+
+def to_data(data: Any) -> Data:
+    """Normalizes the accepted data forms to :class:`~fluxtrain.state.Data`.
+
+    Examples:
+        >>> to_data(([1], [2]))
+        Data(train=[1], valid=[2])
+        >>> to_data([1, 2, 3])
+        Data(train=[1, 2, 3], valid=None)
+    """
+    if data is None:
+        return Data(None, None)
+    if isinstance(data, Data):
+        train, valid = data
+    elif type(data) is tuple and len(data) == 2:
+        train, valid = data
+    else:
+        train, valid = data, None
+    for name, part in (("training", train), ("validation", valid)):
+        if part is not None and not hasattr(part, "__iter__"):
+            raise FluxTrainError(
+                f"The {name} data must be an iterable of (inputs, targets) batches, got "
+                f"{type(part).__name__}. Wrap tensors in a DataLoader(TensorDataset(x, y))."
+            )
+    if isinstance(train, torch.Tensor):
+        raise FluxTrainError(
+            "The training data is a single tensor; give batches of (inputs, targets) instead, "
+            "e.g. DataLoader(TensorDataset(inputs, targets), batch_size=32)."
+        )
+    return Data(train, valid)

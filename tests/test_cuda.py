@@ -38,8 +38,10 @@ class SyncGuard(Callback):
 
 def test_default_callbacks_and_scheduler_make_no_host_sync_per_step():
     g = torch.Generator().manual_seed(0)
-    batches = [(torch.randn(32, 16, generator=g), torch.randint(0, 4, (32,), generator=g))
-               for _ in range(20)]
+    batches = [
+        (torch.randn(32, 16, generator=g), torch.randint(0, 4, (32,), generator=g))
+        for _ in range(20)
+    ]
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     out = io.StringIO()

@@ -140,7 +140,7 @@ def test_cancel_fitting_reports_callback_and_reason_and_fit_end_fires():
     log = EventLog(raise_at={("EpochEnd", "valid", 1): CancelFitting("good enough")})
     result = tiny_learner(log, n_batches=1).fit(5)
     assert log.events()[-3:] == [("StepEnd", "valid"), ("EpochEnd", "valid"), ("FitEnd", "train")]
-    assert result == FitResult(0, 1, "EventLog", "good enough")
+    assert result == FitResult(1, 1, "EventLog", "good enough")
 
 
 def test_fit_end_fires_when_an_error_escapes_and_error_names_the_hook():

@@ -78,15 +78,23 @@ class ProgressPrinter(Callback):
         self._pending = 0
         self._next = 0.0
 
-    def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
         state = learner.fitstate
+        if state.stage == "steps" and state.phase is not None:  # resumed in mid-epoch
+            self._open(state.phase, state, state.epoch_step)
+
+    def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
+        self._open(phase.name, learner.fitstate, 0)
+
+    def _open(self, name: str, state: Any, done: int) -> None:
         self._close()
         if not is_main_process():
             return
-        epoch = state.total_epochs + 1 if phase.name == "train" else state.total_epochs
+        epoch = state.total_epochs + 1 if name == "train" else state.total_epochs
         self._bar = tqdm(
             total=state.epoch_length,
-            desc=f"Epoch {max(epoch, 1)} {phase.name}",
+            initial=done,
+            desc=f"Epoch {max(epoch, 1)} {name}",
             file=self.file,
             leave=self.leave,
             dynamic_ncols=True,

@@ -1,0 +1,265 @@
+"""Checkpointer: saves the learner's state atomically, keeps the last and the best checkpoints.
+
+Examples:
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> from fluxtrain.testing import tiny_learner
+    >>> folder = tempfile.mkdtemp()
+    >>> learner = tiny_learner(Checkpointer(folder, keep_last=2))
+    >>> _ = learner.fit(3)
+    >>> sorted(p.name for p in Path(folder).iterdir())
+    ['checkpoint-000002.pt', 'checkpoint-000003.pt', 'manifest.json']
+    >>> again = tiny_learner(Checkpointer(folder))
+    >>> again.fit(3, resume="latest")  # that fit had ended: nothing left to run
+    FitResult(epochs_completed=3, steps_completed=12, stopped_by=None, reason=None)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from ..access import Read
+from ..callback import Callback
+from ..checkpoint import CheckpointError, read_manifest, write_checkpoint
+from ..distributed import is_main_process
+from ..exceptions import FluxTrainError
+from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
+from ..resume import resume_point
+from .early_stopping import EarlyStopping
+
+_NAME = re.compile(r"checkpoint-(\d{6,})\.pt")
+
+
+def rotate(
+    entries: list[dict[str, Any]], keep_last: int, keep_best: int = 0, mode: str = "min"
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Splits manifest entries (oldest first) into those to keep and those to delete.
+
+    Kept: the newest ``keep_last``, the ``keep_best`` best by their ``"metric"`` (lowest for
+    ``mode="min"``; entries without a metric or with NaN do not compete), and always the newest.
+
+    Examples:
+        >>> entries = [{"file": f"c{i}", "metric": m} for i, m in enumerate([3.0, 1.0, 2.0, 4.0])]
+        >>> kept, dropped = rotate(entries, keep_last=1, keep_best=1)
+        >>> [e["file"] for e in kept], [e["file"] for e in dropped]
+        (['c1', 'c3'], ['c0', 'c2'])
+    """
+    keep = set(range(max(0, len(entries) - max(keep_last, 1)), len(entries)))
+    scored = [
+        (float(e["metric"]), i)
+        for i, e in enumerate(entries)
+        if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
+    ]
+    scored.sort(key=lambda pair: (pair[0] if mode == "min" else -pair[0], -pair[1]))
+    keep.update(i for _, i in scored[:keep_best])
+    kept = [e for i, e in enumerate(entries) if i in keep]
+    dropped = [e for i, e in enumerate(entries) if i not in keep]
+    return kept, dropped
+
+
+def clean_folder(folder: str | os.PathLike[str]) -> list[str]:
+    """Deletes leftovers of killed writers: temporary files, and checkpoints no manifest lists.
+
+    Returns:
+        The names of the deleted files.
+
+    Examples:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / ".checkpoint-000001.pt.123.tmp").write_bytes(b"partial")
+        7
+        >>> clean_folder(folder)
+        ['.checkpoint-000001.pt.123.tmp']
+    """
+    folder = Path(folder)
+    manifest = read_manifest(folder) or {"checkpoints": []}
+    listed = {e.get("file") for e in manifest["checkpoints"]}
+    removed = []
+    for path in folder.iterdir():
+        stale = path.name.startswith(".") and path.name.endswith(".tmp")
+        orphan = _NAME.fullmatch(path.name) is not None and path.name not in listed
+        if (stale or orphan) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
+def _count(value: Any, what: str, low: int) -> Any:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
+        raise FluxTrainError(
+            f"Checkpointer: {what} must be an int >= {low} or None, got {value!r}."
+        )
+    return value
+
+
+class Checkpointer(Callback):
+    """Saves :meth:`Learner.state_dict <fluxtrain.Learner.state_dict>` into ``folder``.
+
+    Writes are atomic and listed in ``folder/manifest.json`` with their sha256 (see
+    :mod:`fluxtrain.checkpoint`), so ``fit(n, resume="latest")`` always finds a complete
+    checkpoint and skips a damaged one. A checkpoint is written at the end of every
+    ``every_epochs``-th epoch of a fit (after validation), after every ``every_steps``-th
+    training step, when the fit ends (completed or cancelled; unless the last one was of that
+    moment), and on ``KeyboardInterrupt`` (``save_on_interrupt``), after which the interrupt goes
+    on. After each write only the newest ``keep_last``, the ``keep_best`` best by ``monitor``
+    (values at epoch ends) and always the newest checkpoint are kept. With ``torch.distributed``
+    initialized only rank 0 writes. Put it last among your callbacks: it saves what the
+    callbacks before it have done in the event.
+
+    Args:
+        folder: Where to write; created at ``FitBegin``, which fails at once if it cannot be.
+        every_epochs: Save every this many epochs of a fit, or ``None``.
+        every_steps: Save every this many training steps (counted over all fits), or ``None``.
+        keep_last: How many of the newest checkpoints to keep, ``>= 1``.
+        monitor: A ``cbstate.metrics_epoch`` key, e.g. ``"valid/Loss"``, to keep the best by.
+        mode: ``"min"`` or ``"max"``: whether lower or higher ``monitor`` values are better.
+        keep_best: How many of the best checkpoints by ``monitor`` to keep besides.
+        save_on_interrupt: Also save when the fit ends by ``KeyboardInterrupt``.
+
+    Examples:
+        >>> Checkpointer("runs/mlp", every_steps=500, monitor="valid/Loss")
+        Checkpointer('runs/mlp', every_epochs=1, every_steps=500, keep_last=3, monitor='valid/Loss')
+    """
+
+    stateaccess = {
+        "model": Read,
+        "optimizer": Read,
+        "fitstate": Read,
+        "cbstate": Read,
+        "callbacks": Read,
+        "data": Read,
+    }
+    runafter = (EarlyStopping,)
+
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        every_epochs: int | None = 1,
+        every_steps: int | None = None,
+        keep_last: int = 3,
+        monitor: str | None = None,
+        mode: str = "min",
+        keep_best: int = 1,
+        save_on_interrupt: bool = True,
+    ) -> None:
+        if not isinstance(folder, (str, os.PathLike)):
+            raise FluxTrainError(f"Checkpointer: folder must be a path, got {folder!r}.")
+        if mode not in ("min", "max"):
+            raise FluxTrainError(
+                f"Checkpointer: mode must be 'min' (lower is better) or 'max', got {mode!r}."
+            )
+        if monitor is not None and not isinstance(monitor, str):
+            raise FluxTrainError(f"Checkpointer: monitor must be a metric name, got {monitor!r}.")
+        self.folder = Path(folder)
+        self.every_epochs = _count(every_epochs, "every_epochs", 1)
+        self.every_steps = _count(every_steps, "every_steps", 1)
+        self.keep_last = _count(keep_last, "keep_last", 1)
+        self.keep_best = _count(keep_best, "keep_best", 0)
+        self.monitor, self.mode, self.save_on_interrupt = monitor, mode, save_on_interrupt
+        self._learner: Any = None
+        self._last: tuple[Any, ...] | None = None
+        if every_steps is not None:  # a StepEnd hook only when there is work for it
+            self.on_step_end = self._step_end  # type: ignore[method-assign]
+
+    def init(self, learner: Any) -> None:
+        self._learner = learner  # the learner itself: state_dict() is not a declared path
+
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        if self.monitor is not None and "metrics_epoch" not in learner.cbstate:
+            raise FluxTrainError(
+                f"Checkpointer: monitor={self.monitor!r} reads cbstate.metrics_epoch, which the "
+                f"Metrics callback records; add Metrics(...) or drop monitor=."
+            )
+        if not is_main_process():
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.folder):
+                pass
+            read_manifest(self.folder)
+            clean_folder(self.folder)
+        except OSError as error:
+            raise CheckpointError(
+                f"Checkpointer: cannot write checkpoints to {self.folder} "
+                f"({type(error).__name__}: {error.strerror or error}). Give a folder that can be "
+                f"created and written to, or fix its permissions."
+            ) from error
+        self._last = None
+
+    def _step_end(self, phase: Phase, learner: Any) -> None:
+        if isinstance(phase, AbstractTrainingPhase):
+            if not learner.fitstate.total_steps % self.every_steps:
+                self.save("step")
+
+    def on_epoch_end(self, phase: Phase, learner: Any) -> None:
+        state = learner.fitstate
+        last = AbstractValidationPhase if state.has_validation else AbstractTrainingPhase
+        if self.every_epochs and isinstance(phase, last):
+            if not (state.epoch + 1) % self.every_epochs:
+                self.save("epoch")
+
+    def on_fit_end(self, phase: Phase, learner: Any) -> None:
+        ending = learner.fitstate.ending
+        if ending == "interrupted" and self.save_on_interrupt:
+            self.save("interrupt")
+        elif ending == "cancelled" or (ending == "completed" and self._last != self._moment()):
+            self.save("end")
+
+    def _moment(self) -> tuple[Any, ...]:
+        state = self._learner.fitstate
+        epoch, total_epochs, point = resume_point(state)
+        return (epoch, total_epochs, point.phase, point.batches, state.total_steps)
+
+    def save(self, kind: str = "manual") -> Path | None:
+        """Writes a checkpoint now and rotates; returns its path (``None`` on ranks > 0).
+
+        Args:
+            kind: Why, recorded in the manifest (``"epoch"``, ``"step"``, ``"end"``, ...).
+        """
+        if not is_main_process():
+            return None
+        learner = self._learner
+        if learner is None:
+            raise FluxTrainError("Checkpointer.save: give the Checkpointer to a Learner first.")
+        state = learner.fitstate
+        epoch, total_epochs, point = resume_point(state)
+        at_epoch_end = point.phase == "train" and point.batches is None
+        where = "" if point.batches is None else f", {point.batches} {point.phase} batches"
+        info = {
+            "kind": kind,
+            "epoch": total_epochs,
+            "step": state.total_steps,
+            "fit": f"fit({state.n_epochs}): {epoch} epochs{where}",
+            "metric": self._metric(learner.cbstate) if at_epoch_end else None,
+        }
+        keep = partial(rotate, keep_last=self.keep_last, keep_best=self.keep_best, mode=self.mode)
+        entry = write_checkpoint(self.folder, learner.state_dict(), keep, **info)
+        self._last = self._moment()
+        return self.folder / entry["file"]
+
+    def _metric(self, cbstate: Any) -> float | None:
+        if self.monitor is None:
+            return None
+        values = cbstate.get("metrics_epoch", {}).get(self.monitor)
+        if not values:
+            raise CheckpointError(
+                f"Checkpointer: monitor {self.monitor!r} is not in cbstate.metrics_epoch; "
+                f"recorded: {', '.join(sorted(cbstate.get('metrics_epoch', {}))) or 'nothing'}. "
+                f"Pass one of those as monitor=."
+            )
+        value = float(values[-1])
+        return None if math.isnan(value) else value
+
+    def __repr__(self) -> str:
+        monitor = f", monitor={self.monitor!r}" if self.monitor else ""
+        return (
+            f"Checkpointer({str(self.folder)!r}, every_epochs={self.every_epochs}, "
+            f"every_steps={self.every_steps}, keep_last={self.keep_last}{monitor})"
+        )
