@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 class Callback:
     """Base class of callbacks. Override the hooks you need; the others cost nothing.
 
-    Class attributes:
+    Attributes:
         stateaccess: Dotted learner paths mapped to ``Read``/``Write``; checked at definition.
         runafter: Callback types this one must run after, when present.
 

@@ -291,7 +291,10 @@ def expio(e: float, **repeat: Unpack[RepeatOptions]) -> CurveEasing:
 
 
 def saccadic(p: float, **repeat: Unpack[RepeatOptions]) -> CurveEasing:
-    """A fast start that settles slowly: ``r = (1 + cos(pi * (1 - x) ** p)) / 2`` (``p > 0``).
+    """A sine ease on a warped clock: ``r = (1 + cos(pi * (1 - x) ** p)) / 2`` (``p > 0``).
+
+    ``p = 1`` is :func:`sineio`; a larger ``p`` moves the steep part earlier, after a short
+    slow start, and leaves a long, slow settle towards 1.
 
     Examples:
         >>> saccadic(1)(0.5)

@@ -27,7 +27,7 @@ from .exceptions import HyperParameterError
 class HyperParameter:
     """Something a schedule sets once per training step.
 
-    Class attributes:
+    Attributes:
         stateaccess: What :meth:`sethyperparameter` reads and writes (checked at definition).
 
     Examples:

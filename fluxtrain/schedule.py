@@ -309,7 +309,7 @@ class Schedule(BaseSchedule):
         ts: The keyframe times in ``unit``, strictly increasing.
         values: The keyframe values, one per time.
         easing: One easing for every segment, a sequence of ``len(ts) - 1`` easings (one per
-            segment), or ``"cubic"``, ``"pchip"`` or ``"akima"``.
+            segment), or ``"cubic"``, ``"pchip"`` or ``"akima"``; linear() when not given.
         unit: The unit of ``ts``: ``"epoch"``, ``"step"``, ``"fraction"`` or ``"sample"``.
 
     Examples:
@@ -327,7 +327,7 @@ class Schedule(BaseSchedule):
         self,
         ts: Sequence[float] | np.ndarray,
         values: Sequence[float] | np.ndarray,
-        easing: Easing | Sequence[Easing] | str = _LINEAR,
+        easing: Easing | Sequence[Easing] | str | None = None,
         unit: str = "epoch",
     ) -> None:
         super().__init__(unit)
@@ -349,6 +349,7 @@ class Schedule(BaseSchedule):
                     f"Schedule: ts must be strictly increasing, got ts[{i}] = {before!r} and "
                     f"ts[{i + 1}] = {after!r}; sort the keyframes and drop duplicate times."
                 )
+        easing = _LINEAR if easing is None else easing
         self.easing = easing
         self._last = len(self.ts) - 1
         self._widths = [after - before for before, after in pairwise(self.ts)]

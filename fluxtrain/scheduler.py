@@ -353,6 +353,7 @@ class Scheduler(Callback):
     # -- state -------------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
+        """Its time counters and the state of metric-driven schedules, for checkpoints."""
         return {
             "t": self._t,
             "samples": self._samples,
@@ -362,6 +363,7 @@ class Scheduler(Callback):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned (the same hyperparameters must be set)."""
         schedules = state["schedules"]
         if set(schedules) != set(self.names):
             raise HyperParameterError(

@@ -39,7 +39,10 @@ class TorchMetricLike(Protocol):
 class Metric:
     """A metric averaged over an epoch, weighted by batch size, accumulated on the device.
 
-    Subclasses implement :meth:`value`: the batch's mean value as a 0-d tensor.
+    Subclasses implement :meth:`value`: the batch's mean value as a 0-d tensor. Per step the
+    value is only kept (a detached tensor in a list); every :attr:`chunk` steps, and when the
+    epoch's value is asked for, the kept values are summed on the device in one operation.
+    Nothing is read on the host until :meth:`compute`.
 
     Examples:
         >>> import torch
@@ -54,6 +57,7 @@ class Metric:
     """
 
     name: str = ""
+    chunk: int = 256
 
     def __init__(self) -> None:
         if not self.name:
@@ -68,17 +72,29 @@ class Metric:
         """Forgets the epoch so far."""
         self._total: torch.Tensor | None = None
         self._count = 0
+        self._pending: list[torch.Tensor] = []
+        self._sizes: list[int] = []
 
-    def step(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+    def step(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor | None:
         """Adds one batch; returns its value (a tensor on the device)."""
         value = self.value(outputs, targets, loss).detach()
-        n = batch_size(targets)
-        if self._total is None:
-            self._total = value.double() * n if value.device.type == "cpu" else value * n
-        else:
-            self._total.add_(value, alpha=n)
-        self._count += n
+        self._pending.append(value)
+        self._sizes.append(batch_size(targets))
+        if len(self._pending) >= self.chunk:
+            self._flush()
         return value
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        values = torch.stack(self._pending)
+        if values.device.type == "cpu":
+            values = values.double()
+        sizes = torch.tensor(self._sizes, dtype=values.dtype, device=values.device)
+        total = values.mul_(sizes).sum()
+        self._total = total if self._total is None else self._total.add_(total)
+        self._count += sum(self._sizes)
+        self._pending, self._sizes = [], []
 
     def compute(self) -> float:
         """The weighted mean over the epoch so far (reads the device once).
@@ -86,6 +102,7 @@ class Metric:
         Under ``torch.distributed`` the sums and counts of all ranks are added first, so every
         rank gets the global value, weighted by samples.
         """
+        self._flush()
         total = float(self._total) if self._total is not None else 0.0
         count = float(self._count)
         if is_distributed():
@@ -94,12 +111,18 @@ class Metric:
         return total / count if count else float("nan")
 
     def state_dict(self) -> dict[str, Any]:
-        """The epoch so far, for checkpoints taken mid-epoch."""
-        return {"total": self._total, "count": self._count}
+        """The epoch so far, for checkpoints taken mid-epoch (kept values included)."""
+        return {
+            "total": self._total,
+            "count": self._count,
+            "pending": list(self._pending),
+            "sizes": list(self._sizes),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores what :meth:`state_dict` returned."""
         self._total, self._count = state["total"], state["count"]
+        self._pending, self._sizes = list(state["pending"]), list(state["sizes"])
 
 
 class Loss(Metric):
@@ -110,10 +133,33 @@ class Loss(Metric):
 
 
 class Accuracy(Metric):
-    """Share of samples whose arg-max output (last dimension) equals the integer target."""
+    """Share of samples whose arg-max output (last dimension) equals the integer target.
 
-    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
-        return (outputs.argmax(dim=-1) == targets).float().mean()
+    Per epoch only: to keep steps cheap it keeps each batch's hits and counts them in chunks,
+    so ``cbstate.metrics_step`` has no per-step accuracy (use ``FunctionMetric`` for that).
+
+    Examples:
+        >>> import torch
+        >>> accuracy = Accuracy()
+        >>> accuracy.step(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1]), None)
+        >>> accuracy.step(torch.tensor([[0.3, 0.7]]), torch.tensor([1]), None)
+        >>> accuracy.compute()
+        0.6666666666666666
+    """
+
+    def step(self, outputs: Any, targets: Any, loss: Any) -> None:  # type: ignore[override]
+        self._pending.append(outputs.detach().argmax(dim=-1) == targets)
+        self._sizes.append(batch_size(targets))
+        if len(self._pending) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        hits = torch.cat([p.reshape(-1) for p in self._pending]).sum()
+        self._total = hits if self._total is None else self._total.add_(hits)
+        self._count += sum(self._sizes)
+        self._pending, self._sizes = [], []
 
 
 class FunctionMetric(Metric):
