@@ -141,20 +141,19 @@ def fluxtrain_loop(defaults: bool) -> Callable[[Workload, list, list, torch.devi
 
 
 def peer_runners() -> dict[str, Callable[[Workload, list, list, torch.device], float] | None]:
-    runners: dict[str, Callable[[Workload, list, list, torch.device], float] | None] = {}
-    try:
-        from benchmarks.peers import ignite_loop
+    """ignite and Lightning runners, or ``None`` for a peer that is not installed."""
+    import importlib.util
 
-        runners["ignite"] = ignite_loop
-    except ImportError:
-        runners["ignite"] = None
-    try:
-        from benchmarks.peers import lightning_loop
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import peers
 
-        runners["lightning"] = lightning_loop
-    except ImportError:
-        runners["lightning"] = None
-    return runners
+    available = {
+        name: importlib.util.find_spec(name) is not None for name in ("ignite", "lightning")
+    }
+    return {
+        "pytorch-ignite": peers.ignite_loop if available["ignite"] else None,
+        "Lightning": peers.lightning_loop if available["lightning"] else None,
+    }
 
 
 def main() -> None:

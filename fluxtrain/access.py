@@ -125,7 +125,9 @@ def overlaps(a: str, b: str) -> bool:
 class ProtectedLearner:
     """A view of a learner (or of one of its parts) that allows only declared access.
 
-    Built once per callback when the learner is built, so a hook call allocates nothing.
+    Built once per callback when the learner is built, so a hook call allocates nothing. The
+    views of partly declared parts (``batch`` for ``"batch.loss"``) are plain attributes of the
+    view, found at the cost of an ordinary attribute lookup.
 
     Examples:
         >>> from types import SimpleNamespace
@@ -140,8 +142,6 @@ class ProtectedLearner:
         Mine reads learner.optimizer, which Mine.stateaccess does not declare.
         Add "optimizer": Read to Mine.stateaccess.
     """
-
-    __slots__ = ("_target", "_owner", "_prefix", "_reads", "_writes", "_children")
 
     def __init__(
         self, target: Any, owner: str, stateaccess: Mapping[str, Access], prefix: str = ""
@@ -168,11 +168,10 @@ class ProtectedLearner:
         object.__setattr__(self, "_reads", frozenset(reads))
         object.__setattr__(self, "_writes", frozenset(writes))
         object.__setattr__(self, "_children", children)
+        for head, child in children.items():  # found without calling __getattr__
+            object.__setattr__(self, head, child)
 
     def __getattr__(self, name: str) -> Any:
-        child = self._children.get(name)
-        if child is not None:
-            return child
         if name in self._reads:
             return getattr(self._target, name)
         if name.startswith("__"):

@@ -135,8 +135,10 @@ class Loss(Metric):
 class Accuracy(Metric):
     """Share of samples whose arg-max output (last dimension) equals the integer target.
 
-    Per epoch only: to keep steps cheap it keeps each batch's hits and counts them in chunks,
-    so ``cbstate.metrics_step`` has no per-step accuracy (use ``FunctionMetric`` for that).
+    Per epoch only: to keep steps cheap it keeps each batch's detached outputs and targets
+    (up to about a million output elements, or :attr:`chunk` batches) and counts the hits of
+    all of them at once, so ``cbstate.metrics_step`` has no per-step accuracy (use a
+    ``FunctionMetric`` for that).
 
     Examples:
         >>> import torch
@@ -147,19 +149,40 @@ class Accuracy(Metric):
         0.6666666666666666
     """
 
+    budget: int = 1 << 20
+
+    def reset(self) -> None:
+        super().reset()
+        self._targets: list[Any] = []
+        self._elements = 0
+
     def step(self, outputs: Any, targets: Any, loss: Any) -> None:  # type: ignore[override]
-        self._pending.append(outputs.detach().argmax(dim=-1) == targets)
+        self._pending.append(outputs.detach())
+        self._targets.append(targets)
         self._sizes.append(batch_size(targets))
-        if len(self._pending) >= self.chunk:
+        self._elements += outputs.numel()
+        if self._elements >= self.budget or len(self._pending) >= self.chunk:
             self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
             return
-        hits = torch.cat([p.reshape(-1) for p in self._pending]).sum()
+        if len(self._pending) == 1:
+            outputs, targets = self._pending[0], self._targets[0]
+        else:
+            outputs, targets = torch.cat(self._pending), torch.cat(self._targets)
+        hits = (outputs.argmax(dim=-1) == targets).sum()
         self._total = hits if self._total is None else self._total.add_(hits)
         self._count += sum(self._sizes)
-        self._pending, self._sizes = [], []
+        self._pending, self._targets, self._sizes, self._elements = [], [], [], 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "targets": list(self._targets)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._targets = list(state["targets"])
+        self._elements = sum(p.numel() for p in self._pending)
 
 
 class FunctionMetric(Metric):

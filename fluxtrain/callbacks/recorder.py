@@ -58,17 +58,33 @@ class Recorder(Callback):
         if "history" not in learner.cbstate:
             learner.cbstate.history = {}
 
+    def __init__(self) -> None:
+        self._record: PhaseHistory | None = None  # the record of the epoch in progress
+        self._phase = ""
+
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        self._record = None  # cbstate may have been restored from a checkpoint
+
     def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
         history = learner.cbstate.history
         if phase.name not in history:
             history[phase.name] = PhaseHistory()
-        history[phase.name].steps_epoch = 0
+        self._record, self._phase = history[phase.name], phase.name
+        self._record.steps_epoch = 0
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
-        record = learner.cbstate.history[phase.name]
+        record = self._record
+        if record is None or self._phase != phase.name:  # a step outside an epoch, or resumed
+            history = learner.cbstate.history
+            if phase.name not in history:
+                history[phase.name] = PhaseHistory()
+            record = self._record = history[phase.name]
+            self._phase = phase.name
         record.steps += 1
         record.steps_epoch += 1
-        record.samples += batch_size(learner.batch.targets)
+        targets = learner.batch.targets
+        shape = getattr(targets, "shape", None)
+        record.samples += shape[0] if shape else batch_size(targets)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         learner.cbstate.history[phase.name].epochs += 1
