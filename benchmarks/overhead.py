@@ -193,7 +193,8 @@ def main() -> None:
             for label, runner in runners.items():
                 if runner is None:
                     continue
-                with contextlib.redirect_stderr(io.StringIO()):
+                sink = io.StringIO()  # peers' bars and logs, kept out of the table
+                with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
                     times[label].append(runner(w, train, valid, device))
         steps = w.epochs * w.train_steps
         base = statistics.median(times["plain PyTorch"][1:]) / steps * 1e6

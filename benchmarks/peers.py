@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
 
 def ignite_loop(w: Any, train: list, valid: list, device: torch.device) -> float:
@@ -90,8 +91,11 @@ def lightning_loop(w: Any, train: list, valid: list, device: torch.device) -> fl
         num_sanity_val_steps=0,
     )
     module = Module()
+    # a list would mean several loaders to Lightning: give it loaders over the same batches
+    train_loader = DataLoader(train, batch_size=None)  # type: ignore[arg-type]
+    valid_loader = DataLoader(valid, batch_size=None)  # type: ignore[arg-type]
     start = time.perf_counter()
-    trainer.fit(module, train, valid)
+    trainer.fit(module, train_loader, valid_loader)
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - start

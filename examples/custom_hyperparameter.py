@@ -14,8 +14,7 @@ from __future__ import annotations
 import os
 
 import torch
-from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from digits_data import digits_loaders, digits_model
 
 from fluxtrain import (
     Accuracy,
@@ -71,34 +70,10 @@ class LogitPenalty(HyperParameter):
         learner.loss_fn.penalty = value
 
 
-def digits_loaders(batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders over 1,437 and 360 of the 1,797 digit images."""
-    images, labels = load_digits(return_X_y=True)
-    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
-    targets = torch.tensor(labels)
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    train, valid = order[:1437], order[1437:]
-    generator = torch.Generator().manual_seed(seed)
-    return (
-        DataLoader(
-            TensorDataset(inputs[train], targets[train]),
-            batch_size,
-            shuffle=True,
-            generator=generator,
-        ),
-        DataLoader(TensorDataset(inputs[valid], targets[valid]), batch_size=256),
-    )
-
-
 def main() -> None:
     torch.manual_seed(0)
     n_epochs = 1 if os.environ.get("FLUXTRAIN_FAST") else 8
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 256),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.5),
-        torch.nn.Linear(256, 10),
-    )
+    model = digits_model(hidden=256, dropout=0.5)
     scheduler = Scheduler(
         (LearningRate, onecycle(n_epochs, 0.3)),
         (DropoutProb, Schedule([0, n_epochs], [0.5, 0.05], polyout(2))),

@@ -13,31 +13,12 @@ import argparse
 import os
 
 import torch
-from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from digits_data import digits_loaders, digits_model
 
 from fluxtrain import Accuracy, Learner, LearningRate, Metrics
 from fluxtrain.lr_finder import lr_find
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.schedules import onecycle
-
-
-def digits_loaders(batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders over 1,437 and 360 of the 1,797 digit images."""
-    images, labels = load_digits(return_X_y=True)
-    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
-    targets = torch.tensor(labels)
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    train, valid = order[:1437], order[1437:]
-    return (
-        DataLoader(
-            TensorDataset(inputs[train], targets[train]),
-            batch_size=batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(seed),
-        ),
-        DataLoader(TensorDataset(inputs[valid], targets[valid]), batch_size=256),
-    )
 
 
 def main() -> None:
@@ -48,12 +29,7 @@ def main() -> None:
     n_epochs = 2 if fast else 8
 
     torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 128),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.1),
-        torch.nn.Linear(128, 10),
-    )
+    model = digits_model()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     learner = Learner(
         model, digits_loaders(), optimizer, torch.nn.functional.cross_entropy, Metrics(Accuracy())

@@ -16,30 +16,11 @@ import copy
 import os
 
 import torch
-from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from digits_data import digits_loaders
+from torch.utils.data import DataLoader
 
 from fluxtrain import LearningRate, Momentum, TorchScheduler
 from fluxtrain.schedules import cosine, onecycle, warmup
-
-
-def digits_loaders(batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders over 1,437 and 360 of the 1,797 digit images."""
-    images, labels = load_digits(return_X_y=True)
-    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
-    targets = torch.tensor(labels)
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    train, valid = order[:1437], order[1437:]
-    generator = torch.Generator().manual_seed(seed)
-    return (
-        DataLoader(
-            TensorDataset(inputs[train], targets[train]),
-            batch_size,
-            shuffle=True,
-            generator=generator,
-        ),
-        DataLoader(TensorDataset(inputs[valid], targets[valid]), batch_size=256),
-    )
 
 
 def make_optimizer(body: torch.nn.Module, head: torch.nn.Module) -> torch.optim.SGD:

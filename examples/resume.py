@@ -17,8 +17,7 @@ import tempfile
 from pathlib import Path
 
 import torch
-from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from digits_data import digits_loaders, digits_model
 
 from fluxtrain import Accuracy, Callback, Learner, Metrics, Read, Scheduler, TrainingPhase
 from fluxtrain.callbacks.checkpointer import Checkpointer
@@ -26,24 +25,6 @@ from fluxtrain.callbacks.early_stopping import EarlyStopping
 
 FAST = bool(os.environ.get("FLUXTRAIN_FAST"))
 N_EPOCHS = 2 if FAST else 6
-
-
-def digits_loaders(batch_size: int = 64, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Training and validation loaders over 1,437 and 360 of the 1,797 digit images."""
-    images, labels = load_digits(return_X_y=True)
-    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
-    targets = torch.tensor(labels)
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    train, valid = order[:1437], order[1437:]
-    return (
-        DataLoader(
-            TensorDataset(inputs[train], targets[train]),
-            batch_size=batch_size,
-            shuffle=True,
-            generator=torch.Generator().manual_seed(seed),  # a seeded order, replayed on resume
-        ),
-        DataLoader(TensorDataset(inputs[valid], targets[valid]), batch_size=256),
-    )
 
 
 class SimulatedInterrupt(Callback):
@@ -62,12 +43,7 @@ class SimulatedInterrupt(Callback):
 def build(folder: Path, interrupt_at: int | None = None) -> Learner:
     """The same learner every time: same seed, model, optimizer, data and callbacks."""
     torch.manual_seed(0)
-    model = torch.nn.Sequential(
-        torch.nn.Linear(64, 128),
-        torch.nn.ReLU(),
-        torch.nn.Dropout(0.1),
-        torch.nn.Linear(128, 10),
-    )
+    model = digits_model()
     return Learner(
         model,
         digits_loaders(),

@@ -68,12 +68,27 @@ def constant(value: float, unit: str = "step") -> BaseSchedule:
     return Constant(check_number("constant", "value", value), unit)
 
 
-class _Linear(Shape):
-    name = "linear"
+class _Span(Shape):
+    """A shape that goes from ``start`` to ``end`` over ``length``, then holds ``end``."""
 
     def __init__(self, start: float, end: float, length: float, unit: str) -> None:
         super().__init__(unit, start=start, end=end, length=length)
         self.start, self.end, self.length = start, end, length
+
+    @classmethod
+    def checked(cls, start: float, end: float, length: float, unit: str) -> BaseSchedule:
+        """The shape, once ``start`` and ``end`` are finite and ``length > 0``; errors name the
+        function that builds it (``cls.name``)."""
+        return cls(
+            check_number(cls.name, "start", start),
+            check_number(cls.name, "end", end),
+            check_number(cls.name, "length", length, 0, strict=True),
+            unit,
+        )
+
+
+class _Linear(_Span):
+    name = "linear"
 
     def scalar(self, t: float) -> float:
         x = min(max(t, 0.0), self.length) / self.length
@@ -97,13 +112,7 @@ def linear(start: float, end: float, length: float, unit: str = "step") -> BaseS
         >>> s(1), s(4), s(9)
         (0.25, 1.0, 1.0)
     """
-    owner = "linear"
-    return _Linear(
-        check_number(owner, "start", start),
-        check_number(owner, "end", end),
-        check_number(owner, "length", length, 0, strict=True),
-        unit,
-    )
+    return _Linear.checked(start, end, length, unit)
 
 
 class _Exponential(Shape):
@@ -193,12 +202,8 @@ def poly(
     )
 
 
-class _Cosine(Shape):
+class _Cosine(_Span):
     name = "cosine"
-
-    def __init__(self, start: float, end: float, length: float, unit: str) -> None:
-        super().__init__(unit, start=start, end=end, length=length)
-        self.start, self.end, self.length = start, end, length
 
     def scalar(self, t: float) -> float:
         w = 0.5 * (1.0 + math.cos(math.pi * (min(max(t, 0.0), self.length) / self.length)))
@@ -222,13 +227,7 @@ def cosine(start: float, end: float, length: float, unit: str = "step") -> BaseS
         >>> cosine(1.0, 0.0, 4)(2)
         0.5
     """
-    owner = "cosine"
-    return _Cosine(
-        check_number(owner, "start", start),
-        check_number(owner, "end", end),
-        check_number(owner, "length", length, 0, strict=True),
-        unit,
-    )
+    return _Cosine.checked(start, end, length, unit)
 
 
 def range_test(start: float, end: float, length: float, unit: str = "step") -> BaseSchedule:
@@ -250,12 +249,12 @@ def range_test(start: float, end: float, length: float, unit: str = "step") -> B
     return _RangeTest(start, end, length, unit)
 
 
-class _RangeTest(Shape):
+class _RangeTest(_Span):
     name = "range_test"
 
     def __init__(self, start: float, end: float, length: float, unit: str) -> None:
-        super().__init__(unit, start=start, end=end, length=length)
-        self.start, self.ratio, self.length = start, end / start, length
+        super().__init__(start, end, length, unit)
+        self.ratio = end / start
 
     def scalar(self, t: float) -> float:
         return self.start * self.ratio ** (min(max(t, 0.0), self.length) / self.length)

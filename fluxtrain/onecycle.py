@@ -101,6 +101,24 @@ def _phases(
     return join(pieces, starts[1:])
 
 
+def _lr_values(
+    owner: str, max_val: float, div: float, divfinal: float
+) -> tuple[float, float, float]:
+    """torch's ``(initial, peak, final)`` learning rates: ``max_val / div``, ``max_val`` and
+    ``initial / divfinal``."""
+    peak = check_number(owner, "max_val", max_val)
+    initial = peak / check_number(owner, "div", div, 0, strict=True)
+    final = initial / check_number(owner, "divfinal", divfinal, 0, strict=True)
+    return initial, peak, final
+
+
+def _momentum_values(owner: str, base_momentum: float, max_momentum: float) -> tuple[float, float]:
+    """torch's ``(low, high)`` momenta: ``base_momentum`` at the peak, ``max_momentum`` else."""
+    low = check_number(owner, "base_momentum", base_momentum)
+    high = check_number(owner, "max_momentum", max_momentum)
+    return low, high
+
+
 def onecycle_two_phase(
     total_steps: int,
     max_val: float,
@@ -126,9 +144,7 @@ def onecycle_two_phase(
     """
     owner = "onecycle_two_phase"
     ends = _phase_ends(owner, total_steps, pct_start, 2)
-    peak = check_number(owner, "max_val", max_val)
-    initial = peak / check_number(owner, "div", div, 0, strict=True)
-    final = initial / check_number(owner, "divfinal", divfinal, 0, strict=True)
+    initial, peak, final = _lr_values(owner, max_val, div, divfinal)
     return _phases(owner, ends, [initial, peak, final], anneal, unit)
 
 
@@ -151,8 +167,7 @@ def onecycle_two_phase_momentum(
     """
     owner = "onecycle_two_phase_momentum"
     ends = _phase_ends(owner, total_steps, pct_start, 2)
-    low = check_number(owner, "base_momentum", base_momentum)
-    high = check_number(owner, "max_momentum", max_momentum)
+    low, high = _momentum_values(owner, base_momentum, max_momentum)
     return _phases(owner, ends, [high, low, high], anneal, unit)
 
 
@@ -177,9 +192,7 @@ def onecycle_three_phase(
     """
     owner = "onecycle_three_phase"
     ends = _phase_ends(owner, total_steps, pct_start, 3)
-    peak = check_number(owner, "max_val", max_val)
-    initial = peak / check_number(owner, "div", div, 0, strict=True)
-    final = initial / check_number(owner, "divfinal", divfinal, 0, strict=True)
+    initial, peak, final = _lr_values(owner, max_val, div, divfinal)
     return _phases(owner, ends, [initial, peak, initial, final], anneal, unit)
 
 
@@ -202,6 +215,5 @@ def onecycle_three_phase_momentum(
     """
     owner = "onecycle_three_phase_momentum"
     ends = _phase_ends(owner, total_steps, pct_start, 3)
-    low = check_number(owner, "base_momentum", base_momentum)
-    high = check_number(owner, "max_momentum", max_momentum)
+    low, high = _momentum_values(owner, base_momentum, max_momentum)
     return _phases(owner, ends, [high, low, high, high], anneal, unit)

@@ -13,6 +13,8 @@ Examples:
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -62,6 +64,7 @@ def inverse_sqrt(start: float, warmup: float, unit: str = "step") -> BaseSchedul
 
 
 _DECAY_SHAPES = ("linear", "cosine", "1-sqrt")
+_X = TypeVar("_X", float, np.ndarray)
 
 
 class _WarmupStableDecay(Shape):
@@ -76,6 +79,15 @@ class _WarmupStableDecay(Shape):
         self.decay_begin = self.warmup + self.stable
         self.end = self.decay_begin + self.decay
 
+    def _left(self, x: _X, cos: Callable[[_X], _X], sqrt: Callable[[_X], _X]) -> _X:
+        """``f(x)``, the part of ``peak - final`` left after ``x`` of the decay, with ``cos`` and
+        ``sqrt`` from ``math`` for a float ``x`` or from numpy for an array."""
+        if self.shape == "linear":
+            return 1.0 - x
+        if self.shape == "cosine":
+            return 0.5 * (1.0 + cos(math.pi * x))
+        return 1.0 - sqrt(x)
+
     def scalar(self, t: float) -> float:
         t = max(t, 0.0)
         if t < self.warmup:
@@ -84,24 +96,13 @@ class _WarmupStableDecay(Shape):
             return self.peak
         if t >= self.end:
             return self.final
-        x = (t - self.decay_begin) / self.decay
-        if self.shape == "linear":
-            left = 1.0 - x
-        elif self.shape == "cosine":
-            left = 0.5 * (1.0 + math.cos(math.pi * x))
-        else:
-            left = 1.0 - math.sqrt(x)
+        left = self._left((t - self.decay_begin) / self.decay, math.cos, math.sqrt)
         return self.final + (self.peak - self.final) * left
 
     def array(self, t: np.ndarray) -> np.ndarray:
         t = np.maximum(t, 0.0)
         x = np.clip((t - self.decay_begin) / (self.decay or 1.0), 0.0, 1.0)
-        if self.shape == "linear":
-            left = 1.0 - x
-        elif self.shape == "cosine":
-            left = 0.5 * (1.0 + np.cos(np.pi * x))
-        else:
-            left = 1.0 - np.sqrt(x)
+        left = self._left(x, np.cos, np.sqrt)
         up = self.begin + (self.peak - self.begin) * (t / (self.warmup or 1.0))
         down = self.final + (self.peak - self.final) * left
         phases = [t < self.warmup, t < self.decay_begin, t < self.end]

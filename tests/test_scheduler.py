@@ -144,45 +144,45 @@ class NoLen:
         return iter(self.batches)
 
 
+def applied(learner, name="WeightDecay"):
+    """The values of hyperparameter ``name`` recorded at each training step, in order."""
+    return [v for _, v in learner.cbstate.hyperparams[name]]
+
+
 def test_epoch_unit_is_fractional():
     learner = tiny_learner(
         Scheduler({WeightDecay: identity("epoch")}, steps_per_epoch=4), n_batches=4
     )
     learner.fit(2)
-    values = [v for _, v in learner.cbstate.hyperparams["WeightDecay"]]
-    assert values == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
+    assert applied(learner) == [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 
 
 def test_epoch_unit_from_constructor_for_data_without_len():
     scheduler = Scheduler({WeightDecay: identity("epoch")}, steps_per_epoch=2)
     learner = tiny_learner(scheduler)
     learner.fit(1, NoLen(regression_data(3, 8)))
-    values = [v for _, v in learner.cbstate.hyperparams["WeightDecay"]]
-    assert values == [0.0, 0.5, 1.0]
+    assert applied(learner) == [0.0, 0.5, 1.0]
 
 
 def test_epoch_unit_continues_when_the_data_length_changes():
     learner = tiny_learner(Scheduler({WeightDecay: identity("epoch")}), n_batches=4)
     learner.fit(1)
     learner.fit(1, regression_data(2, 8))
-    values = [v for _, v in learner.cbstate.hyperparams["WeightDecay"]]
-    assert values == [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
+    assert applied(learner) == [0.0, 0.25, 0.5, 0.75, 1.0, 1.5]
 
 
 def test_fraction_unit_over_two_fit_calls():
     learner = tiny_learner(Scheduler({WeightDecay: identity("fraction")}), n_batches=4)
     learner.fit(2)
     learner.fit(1)
-    values = [v for _, v in learner.cbstate.hyperparams["WeightDecay"]]
-    assert values == [k / 8 for k in range(8)] + [k / 4 for k in range(4)]
+    assert applied(learner) == [k / 8 for k in range(8)] + [k / 4 for k in range(4)]
 
 
 def test_sample_unit_counts_a_short_last_batch():
     data = regression_data(2, 8) + regression_data(1, 3, seed=5)
     learner = tiny_learner(Scheduler({WeightDecay: identity("sample")}))
     learner.fit(2, data)
-    values = [v for _, v in learner.cbstate.hyperparams["WeightDecay"]]
-    assert values == [0, 8, 16, 19, 27, 35]
+    assert applied(learner) == [0, 8, 16, 19, 27, 35]
 
 
 def test_step_unit_and_steps_recorded_across_fits():
@@ -333,8 +333,9 @@ def test_observe_sees_the_epoch_metrics_once_per_epoch(validation):
     for epoch, (metrics, _) in enumerate(schedule.seen):
         assert metrics == {name: values[epoch] for name, values in history.items()}
     assert ("valid/Loss" in schedule.seen[0][0]) is validation
-    lrs = [v for _, v in learner.cbstate.hyperparams["LearningRate"]]
-    assert lrs == [0.01] * 4 + [0.02] * 4  # the observed metric changes the next epoch
+    assert (
+        applied(learner, "LearningRate") == [0.01] * 4 + [0.02] * 4
+    )  # the observed metric changes the next epoch
 
 
 def test_observe_without_metrics_callback():
@@ -359,7 +360,7 @@ def test_simulate_equals_recorded_values():
     learner.fit(3)
     assert set(simulated) == set(learner.cbstate.hyperparams)
     for name, values in simulated.items():
-        recorded = np.array([v for _, v in learner.cbstate.hyperparams[name]])
+        recorded = np.array(applied(learner, name))
         np.testing.assert_allclose(values, recorded, rtol=1e-14, atol=0)
 
 
@@ -532,6 +533,4 @@ def test_resumed_fit_continues_every_unit_exactly():
     resumed, _ = make()
     resumed.fit(3, resume=snapshot.state)
     assert resumed.cbstate.hyperparams == learner.cbstate.hyperparams
-    assert [v for _, v in resumed.cbstate.hyperparams["LearningRate"]] == [
-        k / 12 for k in range(12)
-    ]
+    assert applied(resumed, "LearningRate") == [k / 12 for k in range(12)]
