@@ -1,5 +1,6 @@
 """fluxtrain: train PyTorch models with callbacks and expressive hyperparameter schedules."""
 
+from . import distributed as distributed
 from . import schedules as schedules
 from .access import Read as Read
 from .access import Write as Write

@@ -20,6 +20,7 @@ import torch
 
 from .access import ProtectedLearner
 from .callback import Callback
+from .distributed import DataParallel, set_epoch
 from .events import EVENTS, EpochBegin, EpochEnd, Event, FitBegin, FitEnd
 from .exceptions import BatchError, Cancel, CancelEpoch, CancelFitting, CancelStep, FluxTrainError
 from .ordering import order_callbacks
@@ -44,6 +45,15 @@ class Learner:
         *callbacks: Callbacks, ordered once here from their declarations.
         usedefaultcallbacks: Add ``Recorder``, ``Metrics(Loss())``, ``StopOnNaNLoss``,
             ``ProgressPrinter`` and ``MetricsPrinter``, except where one of that type is given.
+
+    Under ``torch.distributed`` (a process group initialized, e.g. by ``torchrun``), ``fit``
+    trains data-parallel: each rank gets its shard of every ``DataLoader`` without a
+    ``DistributedSampler`` (``set_epoch`` is called every epoch), and after ``FitBegin`` (so
+    that ``ToDevice`` has moved it) the model is wrapped in ``DistributedDataParallel``, built
+    once and kept for later fits. From ``EpochBegin`` of the first epoch to the last
+    ``EpochEnd``, ``model`` is that wrapper (the user's module is ``model.module``); from
+    ``FitEnd`` on it is the user's module again. :meth:`state_dict` always holds the user's
+    module's state, without a ``"module."`` prefix. See :mod:`fluxtrain.distributed`.
 
     Attributes:
         batch: State of the current step (``inputs``, ``targets``, ``outputs``, ``loss``).
@@ -83,6 +93,7 @@ class Learner:
         self._fit_data = self.data
         self._resume: Resume | None = None
         self._epoch_rng: dict[str, Any] | None = None
+        self._parallel = DataParallel()
         for cb in callbacks:
             if not isinstance(cb, Callback):
                 raise FluxTrainError(
@@ -145,7 +156,10 @@ class Learner:
             resume: Continue an interrupted ``fit(n_epochs)`` call to its end instead of
                 starting a new one: ``"latest"`` (the newest good checkpoint of the learner's
                 :class:`~fluxtrain.Checkpointer`; a fresh fit when it has none yet), the path
-                of a checkpoint file, or a :meth:`state_dict`. See ``docs/resume.md``.
+                of a checkpoint file, or a :meth:`state_dict`. See ``docs/resume.md``. Under
+                ``torch.distributed`` every rank passes ``"latest"``; rank 0 picks the
+                checkpoint, every rank loads it (put the folder on storage all ranks read)
+                and restores its own random and callback states from it.
 
         Returns:
             A :class:`~fluxtrain.FitResult`; a ``CancelFitting`` is reported there, not raised.
@@ -171,6 +185,7 @@ class Learner:
             raise FluxTrainError(
                 "fit: there is no training data. Pass it to Learner(...) or to fit(n, data)."
             )
+        train, valid = self._parallel.shard(train), self._parallel.shard(valid)
         steps_per_epoch = len(train) if hasattr(train, "__len__") else None  # type: ignore[arg-type]
         if steps_per_epoch == 0:
             raise BatchError("fit: the training data is empty (len() == 0); give it batches.")
@@ -189,6 +204,7 @@ class Learner:
         training, validation = TrainingPhase(), ValidationPhase()
         try:
             self.fire(FitBegin, training)
+            self.model = self._parallel.wrap(self.model)
             for _ in range(state.epoch, n_epochs):
                 if self._resume is None or self._resume.phase == training.name:
                     self.epoch(training, train)
@@ -208,15 +224,21 @@ class Learner:
             raise
         finally:
             self._resume = None
+            self.model = self._parallel.unwrap(self.model)
             self.fire(FitEnd, training)
         return FitResult(state.epoch, state.step, state.stopped_by, state.reason)
 
     def epoch(self, phase: Phase, data: Iterable[Any]) -> None:
-        """Runs one epoch of ``phase`` over ``data``: ``EpochBegin``, the steps, ``EpochEnd``."""
+        """Runs one epoch of ``phase`` over ``data``: ``EpochBegin``, the steps, ``EpochEnd``.
+
+        A ``DataLoader`` with a ``DistributedSampler`` first gets ``set_epoch(total_epochs)``,
+        so a shuffled shard changes from epoch to epoch and replays exactly on resume.
+        """
         state = self.fitstate
         state.epoch_length = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
         training = isinstance(phase, AbstractTrainingPhase)
         resume, self._resume = self._resume, None
+        set_epoch(data, state.total_epochs)
         with phase.context(self):
             try:
                 if resume is None or resume.batches is None:

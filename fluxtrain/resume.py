@@ -8,6 +8,12 @@ states the data was iterated with at the start of the interrupted epoch, replays
 order, drops the batches that were consumed (without running the model), then restores the
 random states of the moment of the checkpoint.
 
+Under ``torch.distributed`` the model and the optimizer are the same on every rank, but the
+random states, ``cbstate`` and the callbacks' states (a metric's sums so far) are each rank's
+own. The :class:`~fluxtrain.Checkpointer` gathers them from every rank (:func:`rank_states`)
+into the checkpoint's ``"ranks"`` list; loading, each rank takes its own entry
+(:func:`for_this_rank`), and a single process, or a run of another size, takes rank 0's.
+
 Examples:
     >>> from fluxtrain.state import FitState
     >>> resume_point(FitState(epoch=1, phase="train", stage="steps", epoch_step=3))
@@ -25,6 +31,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint, load_latest
+from .distributed import (
+    all_gather_object,
+    broadcast_object,
+    is_distributed,
+    is_main_process,
+    rank,
+    unwrap,
+    world_size,
+)
 from .rng import (
     check_generators,
     generator_states,
@@ -118,25 +133,88 @@ def callback_keys(learner: Learner) -> list[str]:
 
 
 def learner_state(learner: Learner) -> dict[str, Any]:
-    """Everything :meth:`Learner.load_state_dict` needs; see :meth:`Learner.state_dict`."""
-    train, valid = learner._fit_data
-    callbacks = {k: cb.state_dict() for k, cb in zip(callback_keys(learner), learner.callbacks)}
+    """Everything :meth:`Learner.load_state_dict` needs; see :meth:`Learner.state_dict`.
+
+    The model's state dict is that of the user's module, also while a distributed fit has it
+    wrapped in ``DistributedDataParallel`` (no ``"module."`` prefix), so the state loads into
+    a single-process learner too.
+    """
     return {
         "format": FORMAT,
-        "model": learner.model.state_dict(),
+        "model": unwrap(learner.model).state_dict(),
         "optimizer": learner.optimizer.state_dict(),
         "optimizer_class": type(learner.optimizer).__name__,
-        **copy.deepcopy(
-            {
-                "fitstate": dataclasses.asdict(learner.fitstate),
-                "cbstate": dict(vars(learner.cbstate)),
-                "callbacks": callbacks,
-                "rng": rng_state(),
-                "data_rng": {"train": generator_states(train), "valid": generator_states(valid)},
-                "epoch_rng": learner._epoch_rng,
-            }
-        ),
+        "fitstate": dataclasses.asdict(learner.fitstate),
+        **rank_state(learner),
     }
+
+
+RANK_KEYS = ("cbstate", "callbacks", "rng", "data_rng", "epoch_rng")
+"""The entries of a learner state that are each rank's own under ``torch.distributed``."""
+
+
+def rank_state(learner: Learner) -> dict[str, Any]:
+    """A copy of the entries of :func:`learner_state` that differ between ranks (``RANK_KEYS``).
+
+    Examples:
+        >>> from fluxtrain.testing import tiny_learner
+        >>> sorted(rank_state(tiny_learner()))
+        ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'rng']
+    """
+    train, valid = learner._fit_data
+    callbacks = {k: cb.state_dict() for k, cb in zip(callback_keys(learner), learner.callbacks)}
+    return copy.deepcopy(
+        {
+            "cbstate": dict(vars(learner.cbstate)),
+            "callbacks": callbacks,
+            "rng": rng_state(),
+            "data_rng": {"train": generator_states(train), "valid": generator_states(valid)},
+            "epoch_rng": learner._epoch_rng,
+        }
+    )
+
+
+def rank_states(learner: Learner) -> list[dict[str, Any]]:
+    """Every rank's :func:`rank_state`, indexed by rank, with tensors on the CPU.
+
+    A collective under ``torch.distributed``: every rank must call it at the same point.
+    Without a process group, a list of this process's one state.
+
+    Examples:
+        >>> from fluxtrain.testing import tiny_learner
+        >>> len(rank_states(tiny_learner()))
+        1
+    """
+    return all_gather_object(_to_cpu(rank_state(learner)))
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return type(value)((k, _to_cpu(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_to_cpu(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return tuple(_to_cpu(v) for v in value)
+    return value
+
+
+def for_this_rank(state: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``state`` with this rank's own entries of its ``"ranks"`` list, if it has one.
+
+    A checkpoint written by a run of ``N`` processes holds ``N`` entries; a run of another
+    size (a single process, say) takes the top-level ones, which are rank 0's.
+
+    Examples:
+        >>> state = {"rng": "rank 0's", "ranks": [{"rng": "rank 0's"}, {"rng": "rank 1's"}]}
+        >>> for_this_rank(state)["rng"]  # a single process
+        "rank 0's"
+    """
+    ranks = state.get("ranks")
+    if not ranks or len(ranks) != world_size() or len(ranks) == 1:
+        return state
+    return {**state, **ranks[rank()]}
 
 
 def check_format(state: Any) -> None:
@@ -170,7 +248,7 @@ def check_state(learner: Learner, state: Mapping[str, Any], data: Any) -> None:
 
 
 def _check_model(model: torch.nn.Module, saved: Mapping[str, Any]) -> None:
-    ours = model.state_dict()
+    ours = unwrap(model).state_dict()
     missing = [k for k in ours if k not in saved]
     unexpected = [k for k in saved if k not in ours]
     shapes = [
@@ -179,10 +257,17 @@ def _check_model(model: torch.nn.Module, saved: Mapping[str, Any]) -> None:
         if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(v.shape)
     ]
     if missing or unexpected or shapes:
+        hint = "Build the same architecture as the run that saved it."
+        if unexpected and all(k.startswith("module.") for k in unexpected):
+            hint = (
+                "The checkpoint's keys start with 'module.': it holds the state of a "
+                "DistributedDataParallel wrapper. Strip the prefix with torch.nn.modules.utils."
+                "consume_prefix_in_state_dict_if_present(state['model'], 'module.')."
+            )
         raise CheckpointError(
             f"load_state_dict: the checkpoint's model does not fit this model. Missing keys: "
             f"{missing or 'none'}; unexpected keys: {unexpected or 'none'}; shape mismatches: "
-            f"{shapes or 'none'}. Build the same architecture as the run that saved it."
+            f"{shapes or 'none'}. {hint}"
         )
 
 
@@ -213,9 +298,15 @@ def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any],
 
 
 def load_learner_state(learner: Learner, state: Mapping[str, Any], data: Any) -> None:
-    """Checks ``state`` against ``learner``, then restores it; ``data`` gets its generators."""
+    """Checks ``state`` against ``learner``, then restores it; ``data`` gets its generators.
+
+    Under ``torch.distributed`` each rank restores its own entries of a checkpoint's
+    ``"ranks"`` (:func:`for_this_rank`).
+    """
+    check_format(state)
+    state = for_this_rank(state)
     check_state(learner, state, data)
-    learner.model.load_state_dict(state["model"])
+    unwrap(learner.model).load_state_dict(state["model"])
     learner.optimizer.load_state_dict(state["optimizer"])
     fields = {f.name for f in dataclasses.fields(learner.fitstate)}
     for name, value in state["fitstate"].items():
@@ -245,6 +336,8 @@ def read_resume(learner: Learner, resume: Any) -> tuple[dict[str, Any], str] | N
                 "learner has none. Add Checkpointer(folder) to its callbacks, or pass "
                 "resume=<path of a checkpoint file>."
             )
+        if is_distributed():
+            return _latest_on_every_rank(found[0].folder)
         latest = load_latest(found[0].folder)
         if latest is None:
             return None
@@ -255,6 +348,38 @@ def read_resume(learner: Learner, resume: Any) -> tuple[dict[str, Any], str] | N
         f"fit: resume must be 'latest', the path of a checkpoint file, a state dict or None, "
         f"got {type(resume).__name__}: {resume!r}."
     )
+
+
+def _latest_on_every_rank(folder: Any) -> tuple[dict[str, Any], str] | None:
+    """Rank 0 picks the newest good checkpoint and tells the others; each rank loads it.
+
+    Every rank takes the same branch: the path, or rank 0's error, is broadcast to all.
+    """
+    latest, failure = None, None
+    if is_main_process():
+        try:
+            latest = load_latest(folder)
+        except Exception as error:  # told to the other ranks, then raised
+            failure = error
+    path, message = broadcast_object(
+        (
+            None if latest is None else str(latest[0]),
+            None if failure is None else repr(failure),
+        ),
+        src=0,
+    )
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise CheckpointError(
+            f"resume='latest': rank 0 could not pick a checkpoint in {folder}: {message}. "
+            f"See rank 0's error."
+        )
+    if path is None:
+        return None
+    if latest is not None:
+        return latest[1], path
+    return load_checkpoint(path), path
 
 
 def resume_fit(
@@ -281,13 +406,23 @@ def resume_fit(
             f"fit({saved_n}, resume=...) to finish that fit; to start a new fit of {n_epochs} "
             f"epochs from its state, call learner.load_state_dict(state) and then fit({n_epochs})."
         )
+    ranks = state.get("ranks")
+    ended = saved.get("ending") in ("completed", "cancelled")
+    if ranks and len(ranks) != world_size() and not ended:
+        raise CheckpointError(
+            f"fit: the checkpoint ({where}) was written by a run of {len(ranks)} processes, "
+            f"this one has {world_size()}. Resume an interrupted fit with the same number of "
+            f"processes; to start a new fit from its state, call learner.load_state_dict(state) "
+            f"and then fit({n_epochs})."
+        )
     train, valid = data
     length = len(train) if hasattr(train, "__len__") else None
     saved_length = saved.get("steps_per_epoch")
     if length is not None and saved_length is not None and length != saved_length:
         raise CheckpointError(
             f"fit: the checkpoint ({where}) was saved with {saved_length} training batches per "
-            f"epoch, this training data has {length}. Resume with the same data and batch size."
+            f"epoch, this training data has {length}. Resume with the same data, batch size and "
+            f"number of processes."
         )
     if bool(saved.get("has_validation")) != (valid is not None):
         had = "had" if saved.get("has_validation") else "had no"

@@ -229,17 +229,6 @@ def test_a_read_only_folder_fails_at_fit_begin(tmp_path):
         tmp_path.chmod(0o700)
 
 
-def test_only_rank_zero_writes(tmp_path, monkeypatch):
-    monkeypatch.setattr(torch.distributed, "is_available", lambda: True)
-    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
-    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 1)
-    tiny_learner(Checkpointer(tmp_path / "ckpt")).fit(1)
-    assert not (tmp_path / "ckpt").exists()
-    monkeypatch.setattr(torch.distributed, "get_rank", lambda group=None: 0)
-    tiny_learner(Checkpointer(tmp_path / "ckpt")).fit(1)
-    assert kinds(tmp_path / "ckpt") == [("epoch", 4)]
-
-
 def test_monitor_errors_name_the_fix(tmp_path):
     learner = tiny_learner(Metrics(), Checkpointer(tmp_path, monitor="valid/Acc"))
     with pytest.raises(CheckpointError, match="'valid/Acc' is not in .* train/Loss, valid/Loss"):

@@ -27,10 +27,10 @@ from typing import Any
 from ..access import Read
 from ..callback import Callback
 from ..checkpoint import CheckpointError, read_manifest, write_checkpoint
-from ..distributed import is_main_process
+from ..distributed import broadcast_object, is_distributed, is_main_process
 from ..exceptions import FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
-from ..resume import resume_point
+from ..resume import rank_states, resume_point
 from .early_stopping import EarlyStopping
 
 _NAME = re.compile(r"checkpoint-(\d{6,})\.pt")
@@ -109,9 +109,15 @@ class Checkpointer(Callback):
     training step, when the fit ends (completed or cancelled; unless the last one was of that
     moment), and on ``KeyboardInterrupt`` (``save_on_interrupt``), after which the interrupt goes
     on. After each write only the newest ``keep_last``, the ``keep_best`` best by ``monitor``
-    (values at epoch ends) and always the newest checkpoint are kept. With ``torch.distributed``
-    initialized only rank 0 writes. Put it last among your callbacks: it saves what the
-    callbacks before it have done in the event.
+    (values at epoch ends) and always the newest checkpoint are kept. Put it last among your
+    callbacks: it saves what the callbacks before it have done in the event.
+
+    Under ``torch.distributed`` it runs on every rank and saves together: the random states,
+    ``cbstate`` and callback states of every rank are gathered into the checkpoint's
+    ``"ranks"`` list (each rank restores its own on resume), rank 0 alone writes the file, and
+    a failed write raises on every rank. Give every rank the same ``folder``, on storage all of
+    them can read. No checkpoint is written on ``KeyboardInterrupt`` there (the other ranks
+    may be blocked in a collective): the run resumes from the newest periodic one.
 
     Args:
         folder: Where to write; created at ``FitBegin``, which fails at once if it cannot be.
@@ -177,6 +183,7 @@ class Checkpointer(Callback):
                 f"Checkpointer: monitor={self.monitor!r} reads cbstate.metrics_epoch, which the "
                 f"Metrics callback records; add Metrics(...) or drop monitor=."
             )
+        self._last = None
         if not is_main_process():
             return
         try:
@@ -191,7 +198,6 @@ class Checkpointer(Callback):
                 f"({type(error).__name__}: {error.strerror or error}). Give a folder that can be "
                 f"created and written to, or fix its permissions."
             ) from error
-        self._last = None
 
     def _step_end(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):
@@ -207,8 +213,9 @@ class Checkpointer(Callback):
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
         ending = learner.fitstate.ending
-        if ending == "interrupted" and self.save_on_interrupt:
-            self.save("interrupt")
+        if ending == "interrupted":
+            if self.save_on_interrupt and not is_distributed():
+                self.save("interrupt")
         elif ending == "cancelled" or (ending == "completed" and self._last != self._moment()):
             self.save("end")
 
@@ -220,14 +227,37 @@ class Checkpointer(Callback):
     def save(self, kind: str = "manual") -> Path | None:
         """Writes a checkpoint now and rotates; returns its path (``None`` on ranks > 0).
 
+        Under ``torch.distributed`` this is a collective: call it on every rank at the same
+        point (the automatic saves do).
+
         Args:
             kind: Why, recorded in the manifest (``"epoch"``, ``"step"``, ``"end"``, ...).
         """
-        if not is_main_process():
-            return None
         learner = self._learner
         if learner is None:
             raise FluxTrainError("Checkpointer.save: give the Checkpointer to a Learner first.")
+        ranks = rank_states(learner) if is_distributed() else None
+        path, failure = None, None
+        if is_main_process():
+            try:
+                path = self._write(learner, kind, ranks)
+            except Exception as error:
+                if ranks is None:
+                    raise
+                failure = error
+        if ranks is not None:
+            message = broadcast_object(None if failure is None else repr(failure), src=0)
+            if failure is not None:
+                raise failure
+            if message is not None:
+                raise CheckpointError(
+                    f"Checkpointer: rank 0 failed to write the checkpoint to {self.folder}: "
+                    f"{message}. Every rank stops; see rank 0's error."
+                )
+        self._last = self._moment()
+        return path
+
+    def _write(self, learner: Any, kind: str, ranks: list[Any] | None) -> Path:
         state = learner.fitstate
         epoch, total_epochs, point = resume_point(state)
         at_epoch_end = point.phase == "train" and point.batches is None
@@ -240,8 +270,11 @@ class Checkpointer(Callback):
             "metric": self._metric(learner.cbstate) if at_epoch_end else None,
         }
         keep = partial(rotate, keep_last=self.keep_last, keep_best=self.keep_best, mode=self.mode)
-        entry = write_checkpoint(self.folder, learner.state_dict(), keep, **info)
-        self._last = self._moment()
+        saved = learner.state_dict()
+        if ranks is not None:  # rank 0's own entries are the top-level ones (stored once)
+            saved.update(ranks[0])
+            saved["ranks"] = ranks
+        entry = write_checkpoint(self.folder, saved, keep, **info)
         return self.folder / entry["file"]
 
     def _metric(self, cbstate: Any) -> float | None:

@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 
 from ..access import Read, Write
 from ..callback import Callback
@@ -103,6 +104,11 @@ class GradientAccumulation(Callback):
     updates only. For data without ``len()``, micro-batches left over at an epoch's end
     accumulate into the next epoch's first update.
 
+    Under ``torch.distributed`` the micro-batches that do not update run under the
+    ``DistributedDataParallel`` wrapper's ``no_sync()`` (entered at ``StepBegin``, left at
+    ``BackwardEnd``): their gradients accumulate locally, and only the last micro-batch of each
+    group all-reduces the sum, once.
+
     Args:
         n: Micro-batches per update, ``>= 1``.
 
@@ -113,7 +119,7 @@ class GradientAccumulation(Callback):
         2
     """
 
-    stateaccess = {"batch.loss": Write, "fitstate": Read}
+    stateaccess = {"batch.loss": Write, "fitstate": Read, "model": Read}
 
     def __init__(self, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -121,6 +127,7 @@ class GradientAccumulation(Callback):
         self.n = n
         self._micro = 0
         self._loss: Any = None
+        self._no_sync: Any = None
 
     def resolveconflict(self, other: Callback) -> Any:
         from ..ordering import RunFirst
@@ -128,6 +135,15 @@ class GradientAccumulation(Callback):
         return (
             RunFirst(self) if isinstance(other, MixedPrecision) else super().resolveconflict(other)
         )
+
+    def on_step_begin(self, phase: Phase, learner: Any) -> None:
+        self._sync()
+        model = learner.model
+        if isinstance(phase, AbstractTrainingPhase) and isinstance(model, DistributedDataParallel):
+            state = learner.fitstate
+            if self._micro + 1 < self.n and state.epoch_step != state.epoch_length:
+                self._no_sync = model.no_sync()
+                self._no_sync.__enter__()
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):
@@ -137,12 +153,25 @@ class GradientAccumulation(Callback):
     def on_backward_end(self, phase: Phase, learner: Any) -> None:
         if not isinstance(phase, AbstractTrainingPhase):
             return
+        self._sync()
         learner.batch.loss = self._loss
         self._micro += 1
         state = learner.fitstate
         if self._micro < self.n and state.epoch_step != state.epoch_length:
             raise CancelUpdate(f"accumulating micro-batch {self._micro} of {self.n}")
         self._micro = 0
+
+    def on_epoch_end(self, phase: Phase, learner: Any) -> None:
+        self._sync()
+
+    def on_fit_end(self, phase: Phase, learner: Any) -> None:
+        self._sync()
+
+    def _sync(self) -> None:
+        """Leaves ``no_sync()``, if a micro-batch entered it (also after a cancelled step)."""
+        if self._no_sync is not None:
+            self._no_sync.__exit__(None, None, None)
+            self._no_sync = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"micro": self._micro}

@@ -36,6 +36,18 @@ class TorchMetricLike(Protocol):
     def reset(self) -> None: ...
 
 
+def on_one_device(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The tensors on the device of the last one (they differ only after loading a checkpoint).
+
+    Examples:
+        >>> import torch
+        >>> [t.device.type for t in on_one_device([torch.zeros(1), torch.ones(1)])]
+        ['cpu', 'cpu']
+    """
+    device = tensors[-1].device
+    return [t if t.device == device else t.to(device) for t in tensors]
+
+
 class Metric:
     """A metric averaged over an epoch, weighted by batch size, accumulated on the device.
 
@@ -87,12 +99,12 @@ class Metric:
     def _flush(self) -> None:
         if not self._pending:
             return
-        values = torch.stack(self._pending)
+        values = torch.stack(on_one_device(self._pending))
         if values.device.type == "cpu":
             values = values.double()
         sizes = torch.tensor(self._sizes, dtype=values.dtype, device=values.device)
         total = values.mul_(sizes).sum()
-        self._total = total if self._total is None else self._total.add_(total)
+        self._total = total if self._total is None else self._total.to(total.device).add_(total)
         self._count += sum(self._sizes)
         self._pending, self._sizes = [], []
 
@@ -170,9 +182,10 @@ class Accuracy(Metric):
         if len(self._pending) == 1:
             outputs, targets = self._pending[0], self._targets[0]
         else:
-            outputs, targets = torch.cat(self._pending), torch.cat(self._targets)
-        hits = (outputs.argmax(dim=-1) == targets).sum()
-        self._total = hits if self._total is None else self._total.add_(hits)
+            outputs = torch.cat(on_one_device(self._pending))
+            targets = torch.cat(on_one_device(self._targets))
+        hits = (outputs.argmax(dim=-1) == targets.to(outputs.device)).sum()
+        self._total = hits if self._total is None else self._total.to(hits.device).add_(hits)
         self._count += sum(self._sizes)
         self._pending, self._targets, self._sizes, self._elements = [], [], [], 0
 

@@ -11,12 +11,14 @@ Examples:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from ..access import Read
 from ..callback import Callback
+from ..distributed import all_reduce_sum, is_distributed
 from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, Phase
 from .progress import LatestValue
@@ -31,6 +33,9 @@ class StopOnNaNLoss(Callback):
     default (``sync=None``) a CPU loss is checked that way, and a GPU loss without blocking: a
     device-side flag is copied to the host in the background and fitting stops at the first
     step whose copy shows a bad loss, a few steps after it happened.
+
+    Under ``torch.distributed`` every rank's loss is checked before the update and the result
+    all-reduced, so all ranks stop at the same step (one small collective per step).
 
     Args:
         sync: ``True``: check before every update; ``False``: check without blocking;
@@ -48,6 +53,12 @@ class StopOnNaNLoss(Callback):
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         loss = learner.batch.loss
+        if is_distributed():  # every rank must stop at the same step
+            bad = all_reduce_sum([0.0 if math.isfinite(loss.item()) else 1.0], loss.device)
+            if bad[0] and isinstance(phase, AbstractTrainingPhase):
+                step = learner.fitstate.total_steps
+                raise CancelFitting(f"loss is not finite on {bad[0]:g} rank(s) at step {step}")
+            return
         if loss.device.type == "cpu" or self.sync:
             value = loss.item()
             if value - value == 0.0:  # finite: inf - inf and nan - nan are nan

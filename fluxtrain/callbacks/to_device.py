@@ -11,6 +11,7 @@ Examples:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
@@ -48,6 +49,8 @@ class ToDevice(Callback):
 
     Args:
         device: A ``torch.device`` or a string such as ``"cuda"``; default: CUDA if available.
+            ``"cuda"`` without an index means ``cuda:LOCAL_RANK`` under ``torchrun``, else the
+            current CUDA device.
     """
 
     stateaccess = {"model": Write, "batch.inputs": Write, "batch.targets": Write}
@@ -57,7 +60,9 @@ class ToDevice(Callback):
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
         if self.device.type == "cuda" and self.device.index is None:
-            self.device = torch.device("cuda", torch.cuda.current_device())
+            local_rank = os.environ.get("LOCAL_RANK")  # set by torchrun: one GPU per process
+            index = int(local_rank) if local_rank is not None else torch.cuda.current_device()
+            self.device = torch.device("cuda", index)
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
         model = learner.model

@@ -1,0 +1,131 @@
+"""Data-parallel training on scikit-learn's handwritten digits with ``torch.distributed``.
+
+Every process builds the same learner over the whole dataset; the learner gives each process
+its shard of the loaders, wraps the model in ``DistributedDataParallel``, all-reduces the
+metrics, and prints and checkpoints from rank 0 only.
+
+    torchrun --nproc_per_node=2 examples/ddp_digits.py   # CPUs (gloo), or one GPU each (nccl)
+    python examples/ddp_digits.py                        # starts 2 CPU processes itself
+    FLUXTRAIN_FAST=1 python examples/ddp_digits.py       # 2 epochs, for CI
+    python examples/ddp_digits.py --folder runs/ddp      # checkpoints; run again to resume
+
+Started with ``python``, it spawns 2 processes that meet on a free port of 127.0.0.1 (the
+loopback interface only). Started by ``torchrun``, it uses the GPU ``LOCAL_RANK`` names when
+CUDA is available, the CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import socket
+import sys
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from sklearn.datasets import load_digits
+from torch.utils.data import DataLoader, TensorDataset
+
+from fluxtrain import Accuracy, Checkpointer, Learner, Metrics, Scheduler, ToDevice
+from fluxtrain.distributed import is_main_process, rank
+
+PROCESSES = 2  # when started with python
+
+
+def digits_loaders(batch_size: int = 32, seed: int = 0) -> tuple[DataLoader, DataLoader]:
+    """Loaders over 1,437 training and 360 validation images; the learner shards them."""
+    images, labels = load_digits(return_X_y=True)
+    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
+    targets = torch.tensor(labels)
+    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
+    train, valid = order[:1437], order[1437:]
+    return (
+        DataLoader(
+            TensorDataset(inputs[train], targets[train]),
+            batch_size=batch_size,  # per process: 2 processes step with 64 images
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),  # the same order on every rank
+        ),
+        DataLoader(TensorDataset(inputs[valid], targets[valid]), batch_size=256),
+    )
+
+
+def train(folder: str | None, use_cuda: bool) -> float:
+    """One process's part of the run; returns the last epoch's validation accuracy."""
+    if use_cuda:
+        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        torch.cuda.set_device(device)  # NCCL's collectives use the current device
+    else:
+        device = torch.device("cpu")
+    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=120))
+    try:
+        n_epochs = 2 if os.environ.get("FLUXTRAIN_FAST") else 10
+        torch.manual_seed(0)  # the same initial weights everywhere (DDP copies rank 0's anyway)
+        model = torch.nn.Sequential(
+            torch.nn.Linear(64, 128),
+            torch.nn.ReLU(),
+            torch.nn.Dropout(0.1),
+            torch.nn.Linear(128, 10),
+        )
+        torch.manual_seed(1 + rank())  # but each process its own dropout masks
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        checkpoints = [Checkpointer(folder)] if folder else []
+        learner = Learner(
+            model,
+            digits_loaders(),
+            optimizer,
+            torch.nn.functional.cross_entropy,
+            ToDevice(device),
+            Metrics(Accuracy()),
+            Scheduler.onecycle(n_epochs, 0.5),
+            *checkpoints,
+        )
+        learner.fit(n_epochs, resume="latest" if folder else None)
+        accuracy = learner.cbstate.metrics_epoch["valid/Accuracy"][-1]  # the same on all ranks
+        if is_main_process():
+            print(f"validation accuracy: {accuracy:.3f}")
+        if not os.environ.get("FLUXTRAIN_FAST"):
+            assert accuracy > 0.95, accuracy
+        return accuracy
+    finally:
+        dist.destroy_process_group()
+
+
+def spawned(process: int, port: int, folder: str | None) -> None:
+    """The entry point of a process that ``python examples/ddp_digits.py`` started."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(process),
+        LOCAL_RANK=str(process),
+        WORLD_SIZE=str(PROCESSES),
+    )
+    loopback = [name for _, name in socket.if_nameindex() if name.startswith("lo")]
+    if loopback:  # gloo talks over this interface instead of the hostname's
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", loopback[0])
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // PROCESSES))
+    train(folder, use_cuda=False)
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--folder", help="checkpoint folder; a second run resumes from it")
+    folder = parser.parse_args().folder
+    if "RANK" in os.environ:  # started by torchrun: this is one of the processes
+        train(folder, use_cuda=torch.cuda.is_available())
+    else:
+        print(f"starting {PROCESSES} processes on the CPU", file=sys.stderr)
+        mp.spawn(spawned, args=(free_port(), folder), nprocs=PROCESSES)
+
+
+if __name__ == "__main__":
+    main()
