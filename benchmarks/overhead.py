@@ -1,12 +1,15 @@
 """Loop overhead: a plain PyTorch loop against fluxtrain on the same workloads, in one run.
 
 Prints µs per training step (median over repeats; each repeat is a whole fit: training epochs
-plus a validation pass per epoch) and the ratio to the plain loop measured in the same process.
+plus a validation pass per epoch), the ratio to the plain loop measured in the same process (the
+median of the per-round ratios: each round runs every loop once, one after the other), and the
+spread of the repeats (half the range, relative), which says how far to trust a ratio.
 
     python benchmarks/overhead.py                      # tiny and small, on the CPU
     python benchmarks/overhead.py --workloads tiny --repeats 7
     python benchmarks/overhead.py --device cuda --workloads cnn
     python benchmarks/overhead.py --peers              # also ignite / Lightning if installed
+    python benchmarks/overhead.py --threads 1 --clock cpu   # steadier on a shared machine
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ import io
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+from overhead_clock import clock, use_clock
 from torch import nn
 
 from fluxtrain import Accuracy, Learner, Metrics, MetricsPrinter, ProgressPrinter, Scheduler
@@ -91,7 +94,7 @@ def plain_loop(w: Workload, train: list, valid: list, device: torch.device) -> f
     )
     loss_fn = nn.functional.cross_entropy
     sync(device)
-    start = time.perf_counter()
+    start = clock()
     for _ in range(w.epochs):
         model.train()
         running = torch.zeros((), device=device)
@@ -112,7 +115,7 @@ def plain_loop(w: Workload, train: list, valid: list, device: torch.device) -> f
             file=io.StringIO(),
         )
     sync(device)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 def fluxtrain_loop(defaults: bool) -> Callable[[Workload, list, list, torch.device], float]:
@@ -132,10 +135,10 @@ def fluxtrain_loop(defaults: bool) -> Callable[[Workload, list, list, torch.devi
             usedefaultcallbacks=defaults,
         )
         sync(device)
-        start = time.perf_counter()
+        start = clock()
         learner.fit(w.epochs)
         sync(device)
-        return time.perf_counter() - start
+        return clock() - start
 
     return run
 
@@ -163,6 +166,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--peers", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument(
         "--fast", action="store_true", default=bool(os.environ.get("FLUXTRAIN_FAST"))
     )
@@ -170,6 +174,7 @@ def main() -> None:
     device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
+    use_clock(args.clock)
     torch.manual_seed(0)
     runners: dict[str, Callable | None] = {
         "plain PyTorch": plain_loop,
@@ -183,7 +188,7 @@ def main() -> None:
         f"device: {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
         f"repeats {repeats}"
     )
-    print(f"{'workload':<8}  {'loop':<34}  {'µs/step':>9}  {'ratio':>6}")
+    print(f"{'workload':<8}  {'loop':<34}  {'µs/step':>9}  {'ratio':>6}  spread")
     for name in args.workloads:
         w = workloads(args.fast)[name]
         train = make_data(w, w.train_steps, device, 1)
@@ -197,13 +202,16 @@ def main() -> None:
                 with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
                     times[label].append(runner(w, train, valid, device))
         steps = w.epochs * w.train_steps
-        base = statistics.median(times["plain PyTorch"][1:]) / steps * 1e6
+        plain = times["plain PyTorch"][1:]
         for label, runner in runners.items():
             if runner is None:
                 print(f"{name:<8}  {label:<34}  {'not installed':>9}")
                 continue
             us = statistics.median(times[label][1:]) / steps * 1e6
-            print(f"{name:<8}  {label:<34}  {us:9.1f}  {us / base:6.3f}")
+            # each round's runs are neighbours in time: the median of their ratios cancels drift
+            ratio = statistics.median(t / p for t, p in zip(times[label][1:], plain))
+            spread = max(times[label][1:]) / min(times[label][1:]) - 1
+            print(f"{name:<8}  {label:<34}  {us:9.1f}  {ratio:6.3f}  ±{spread / 2:4.0%}")
         sys.stdout.flush()
 
 

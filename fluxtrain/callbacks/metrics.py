@@ -87,11 +87,17 @@ class Metric:
         self._pending: list[torch.Tensor] = []
         self._sizes: list[int] = []
 
-    def step(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor | None:
-        """Adds one batch; returns its value (a tensor on the device)."""
+    def step(
+        self, outputs: Any, targets: Any, loss: Any, n: int | None = None
+    ) -> torch.Tensor | None:
+        """Adds one batch of ``n`` samples (counted from ``targets`` when not given).
+
+        Returns:
+            The batch's value, a tensor on the device.
+        """
         value = self.value(outputs, targets, loss).detach()
         self._pending.append(value)
-        self._sizes.append(batch_size(targets))
+        self._sizes.append(batch_size(targets) if n is None else n)
         if len(self._pending) >= self.chunk:
             self._flush()
         return value
@@ -168,10 +174,10 @@ class Accuracy(Metric):
         self._targets: list[Any] = []
         self._elements = 0
 
-    def step(self, outputs: Any, targets: Any, loss: Any) -> None:  # type: ignore[override]
+    def step(self, outputs: Any, targets: Any, loss: Any, n: int | None = None) -> None:  # type: ignore[override]
         self._pending.append(outputs.detach())
         self._targets.append(targets)
-        self._sizes.append(batch_size(targets))
+        self._sizes.append(batch_size(targets) if n is None else n)
         self._elements += outputs.numel()
         if self._elements >= self.budget or len(self._pending) >= self.chunk:
             self._flush()
@@ -222,7 +228,7 @@ class TorchMetric(Metric):
     def reset(self) -> None:
         self.metric.reset()
 
-    def step(self, outputs: Any, targets: Any, loss: Any) -> None:  # type: ignore[override]
+    def step(self, outputs: Any, targets: Any, loss: Any, n: int | None = None) -> None:  # type: ignore[override]
         self.metric.update(outputs, targets)
 
     def compute(self) -> float:
@@ -283,6 +289,7 @@ class Metrics(Callback):
             )
         self.metrics = converted
         self._keys: dict[tuple[str, str], str] = {}
+        self._plan: tuple[str, tuple[tuple[Metric, str], ...], dict[str, Any]] | None = None
 
     def init(self, learner: Any) -> None:
         if "metrics_step" not in learner.cbstate:
@@ -296,18 +303,30 @@ class Metrics(Callback):
             key = self._keys[(phase.name, metric.name)] = f"{phase.name}/{metric.name}"
         return key
 
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        self._plan = None  # cbstate may have been restored from a checkpoint
+
     def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
         for metric in self.metrics:
             metric.reset()
+        self._make_plan(phase, learner)
+
+    def _make_plan(self, phase: Phase, learner: Any) -> None:
+        steps = tuple((m, self._key(phase, m)) for m in self.metrics)
+        self._plan = (phase.name, steps, learner.cbstate.metrics_step)
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
+        if self._plan is None or self._plan[0] != phase.name:  # a lone step, or resumed
+            self._make_plan(phase, learner)
+        _, steps, step_values = self._plan  # type: ignore[misc]
         batch = learner.batch
         outputs, targets, loss = batch.outputs, batch.targets, batch.loss
-        step_values = learner.cbstate.metrics_step
-        for metric in self.metrics:
-            value = metric.step(outputs, targets, loss)
+        shape = getattr(targets, "shape", None)
+        n = shape[0] if shape else batch_size(targets)
+        for metric, key in steps:
+            value = metric.step(outputs, targets, loss, n)
             if value is not None:
-                step_values[self._key(phase, metric)] = value
+                step_values[key] = value
 
     def state_dict(self) -> dict[str, Any]:
         return {"metrics": {m.name: m.state_dict() for m in self.metrics}}

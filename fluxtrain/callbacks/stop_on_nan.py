@@ -50,10 +50,11 @@ class StopOnNaNLoss(Callback):
         self.sync = sync
         self._flag: torch.Tensor | None = None
         self._reader = LatestValue()
+        self._distributed = False
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         loss = learner.batch.loss
-        if is_distributed():  # every rank must stop at the same step
+        if self._distributed:  # every rank must stop at the same step
             bad = all_reduce_sum([0.0 if math.isfinite(loss.item()) else 1.0], loss.device)
             if bad[0] and isinstance(phase, AbstractTrainingPhase):
                 step = learner.fitstate.total_steps
@@ -75,5 +76,6 @@ class StopOnNaNLoss(Callback):
             )
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        self._distributed = is_distributed()
         self._flag = None
         self._reader = LatestValue()
