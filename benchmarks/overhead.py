@@ -194,10 +194,12 @@ def main() -> None:
         train = make_data(w, w.train_steps, device, 1)
         valid = make_data(w, w.valid_steps, device, 2)
         times: dict[str, list[float]] = {k: [] for k, r in runners.items() if r is not None}
-        for _ in [0] + list(range(repeats)):  # the first round warms up and is dropped
-            for label, runner in runners.items():
-                if runner is None:
-                    continue
+        labels = [label for label, runner in runners.items() if runner is not None]
+        for round_ in range(repeats + 1):  # the first round warms up and is dropped
+            shift = round_ % len(labels)  # each loop takes its turn first: no order effects
+            for label in labels[shift:] + labels[:shift]:
+                runner = runners[label]
+                assert runner is not None
                 sink = io.StringIO()  # peers' bars and logs, kept out of the table
                 with contextlib.redirect_stderr(sink), contextlib.redirect_stdout(sink):
                     times[label].append(runner(w, train, valid, device))
