@@ -25,31 +25,12 @@ import sys
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader, TensorDataset
+from digits_data import digits_loaders, digits_model
 
 from fluxtrain import Accuracy, Checkpointer, Learner, Metrics, Scheduler, ToDevice
 from fluxtrain.distributed import is_main_process, rank
 
 PROCESSES = 2  # when started with python
-
-
-def digits_loaders(batch_size: int = 32, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Loaders over 1,437 training and 360 validation images; the learner shards them."""
-    images, labels = load_digits(return_X_y=True)
-    inputs = torch.tensor(images, dtype=torch.float32) / 16.0
-    targets = torch.tensor(labels)
-    order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(seed))
-    train, valid = order[:1437], order[1437:]
-    return (
-        DataLoader(
-            TensorDataset(inputs[train], targets[train]),
-            batch_size=batch_size,  # per process: 2 processes step with 64 images
-            shuffle=True,
-            generator=torch.Generator().manual_seed(seed),  # the same order on every rank
-        ),
-        DataLoader(TensorDataset(inputs[valid], targets[valid]), batch_size=256),
-    )
 
 
 def train(folder: str | None, use_cuda: bool) -> float:
@@ -63,18 +44,13 @@ def train(folder: str | None, use_cuda: bool) -> float:
     try:
         n_epochs = 2 if os.environ.get("FLUXTRAIN_FAST") else 10
         torch.manual_seed(0)  # the same initial weights everywhere (DDP copies rank 0's anyway)
-        model = torch.nn.Sequential(
-            torch.nn.Linear(64, 128),
-            torch.nn.ReLU(),
-            torch.nn.Dropout(0.1),
-            torch.nn.Linear(128, 10),
-        )
+        model = digits_model()
         torch.manual_seed(1 + rank())  # but each process its own dropout masks
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         checkpoints = [Checkpointer(folder)] if folder else []
         learner = Learner(
             model,
-            digits_loaders(),
+            digits_loaders(batch_size=32),  # per process: 2 processes step with 64 images
             optimizer,
             torch.nn.functional.cross_entropy,
             ToDevice(device),

@@ -162,8 +162,9 @@ class Learner:
                 and restores its own random and callback states from it.
 
         Returns:
-            A :class:`~fluxtrain.FitResult`; a ``CancelFitting`` is reported there, not raised.
-            A resumed fit reports the counts of the whole fit, as if it had not been interrupted.
+            A :class:`~fluxtrain.FitResult`; a ``CancelFitting`` is reported there, not
+                raised. A resumed fit reports the counts of the whole fit, as if it had not
+                been interrupted.
 
         Raises:
             CheckpointError: The checkpoint does not fit this learner, its data, or
