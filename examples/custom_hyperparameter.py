@@ -27,7 +27,7 @@ from fluxtrain import (
     Write,
 )
 from fluxtrain.easings import polyout, sineio
-from fluxtrain.schedule import Schedule
+from fluxtrain.keyframes import Schedule
 from fluxtrain.schedules import onecycle
 
 

@@ -70,6 +70,7 @@ from .hyperparameters import LearningRate as LearningRate
 from .hyperparameters import Momentum as Momentum
 from .hyperparameters import OptimizerHyperParameter as OptimizerHyperParameter
 from .hyperparameters import WeightDecay as WeightDecay
+from .keyframes import Schedule as Schedule
 from .learner import Learner as Learner
 from .lr_finder import LRFinderResult as LRFinderResult
 from .lr_finder import lr_find as lr_find
@@ -86,7 +87,6 @@ from .plots import plot_schedule as plot_schedule
 from .schedule import BaseSchedule as BaseSchedule
 from .schedule import Constant as Constant
 from .schedule import FunctionSchedule as FunctionSchedule
-from .schedule import Schedule as Schedule
 from .scheduler import Scheduler as Scheduler
 from .schedules import onecycle as onecycle
 from .state import FitResult as FitResult

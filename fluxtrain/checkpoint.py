@@ -1,13 +1,12 @@
-"""Checkpoint files: atomic writes, and a manifest with a checksum per file.
+"""Checkpoint folders: numbered checkpoint files, and a manifest with a checksum per file.
 
 A checkpoint folder holds ``checkpoint-000001.pt``, ``checkpoint-000002.pt``, ... (each a
 ``torch.save`` of :meth:`Learner.state_dict <fluxtrain.Learner.state_dict>`) and
 ``manifest.json``, which lists them, oldest first, with the sha256 and size of each. Every file
-is written to a temporary file in the same folder, flushed and fsynced, renamed over its final
-name with ``os.replace``, and the folder entry is fsynced; the manifest is written the same way
-after the checkpoint it lists. A process killed at any moment leaves the folder with its last
-good checkpoint; a file truncated or changed later fails its checksum and is skipped in favour of
-the previous one.
+is written with :func:`~fluxtrain.atomic.atomic_write` (a temporary file, fsynced, renamed over
+its final name), the manifest after the checkpoint it lists. A process killed at any moment
+leaves the folder with its last good checkpoint; a file truncated or changed later fails its
+checksum and is skipped in favour of the previous one.
 
 Checkpoints are pickles, loaded with ``torch.load(weights_only=False)`` so that any state a
 callback keeps (dataclasses, numpy arrays) round-trips. Only load files your own runs wrote:
@@ -25,16 +24,16 @@ Examples:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 
+from .atomic import atomic_write, file_sha256
 from .exceptions import FluxTrainError
 
 MANIFEST = "manifest.json"
@@ -43,70 +42,6 @@ FORMAT = 1
 
 class CheckpointError(FluxTrainError):
     """A checkpoint cannot be written, read, verified, or does not fit the learner."""
-
-
-class _HashingWriter:
-    """Writes to a binary file while computing the sha256 and size of what was written."""
-
-    def __init__(self, file: IO[bytes]) -> None:
-        self.file = file
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self.file.write(data)
-
-    def flush(self) -> None:
-        self.file.flush()
-
-
-def _fsync_folder(folder: Path) -> None:
-    if os.name == "nt":  # folders cannot be opened for fsync on Windows
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> tuple[str, int]:
-    """Writes a file so that it is either absent, its old version, or complete: never partial.
-
-    ``write(file)`` writes into a temporary file in the same folder, which is flushed, fsynced
-    and renamed over ``path`` (``os.replace``); then the folder entry is fsynced.
-
-    Args:
-        path: The final path.
-        write: Called with a binary file-like object (``write``, ``flush``).
-
-    Returns:
-        The sha256 (hex) and size in bytes of what was written.
-
-    Examples:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> path = Path(tempfile.mkdtemp()) / "hello.txt"
-        >>> digest, size = atomic_write(path, lambda file: file.write(b"hello"))
-        >>> path.read_bytes(), size, digest[:8]
-        (b'hello', 5, '2cf24dba')
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as file:
-            writer = _HashingWriter(file)
-            write(writer)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_folder(path.parent)
-    return writer.sha256.hexdigest(), writer.size
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -186,25 +121,6 @@ def write_checkpoint(
         if old is not entry:
             (folder / str(old.get("file"))).unlink(missing_ok=True)
     return entry
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """The sha256 (hex) of a file's content, read in chunks.
-
-    Examples:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> path = Path(tempfile.mkdtemp()) / "empty"
-        >>> path.write_bytes(b"")
-        0
-        >>> file_sha256(path)[:12]
-        'e3b0c44298fc'
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _verify(folder: Path, entry: Mapping[str, Any]) -> str | None:

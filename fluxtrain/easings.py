@@ -38,7 +38,7 @@ HALF_PI = 0.5 * math.pi
 
 @runtime_checkable
 class Easing(Protocol):
-    """What a :class:`~fluxtrain.schedule.Schedule` needs of an easing."""
+    """What a :class:`~fluxtrain.keyframes.Schedule` needs of an easing."""
 
     def scalar(self, x: float) -> float:
         """The eased fraction at the segment fraction ``x`` in [0, 1]."""

@@ -18,18 +18,16 @@ from typing import Any
 
 import torch
 
-from .access import ProtectedLearner
 from .callback import Callback
+from .dispatch import Handler, dispatch_table, with_defaults
 from .distributed import DataParallel, set_epoch
-from .events import EVENTS, EpochBegin, EpochEnd, Event, FitBegin, FitEnd
+from .events import EpochBegin, EpochEnd, Event, FitBegin, FitEnd
 from .exceptions import BatchError, Cancel, CancelEpoch, CancelFitting, CancelStep, FluxTrainError
-from .ordering import order_callbacks
+from .learner_state import learner_state
 from .phases import AbstractTrainingPhase, Phase, TrainingPhase, ValidationPhase
-from .resume import Resume, continue_epoch, learner_state, load_learner_state, resume_fit
+from .resume import Resume, continue_epoch, load_learner_state, resume_fit
 from .rng import snapshot
 from .state import Batch, CallbackState, Data, FitResult, FitState, to_data
-
-Handler = tuple[Callable[[Phase, Any], None], ProtectedLearner]
 
 
 class Learner:
@@ -94,18 +92,9 @@ class Learner:
         self._resume: Resume | None = None
         self._epoch_rng: dict[str, Any] | None = None
         self._parallel = DataParallel()
-        for cb in callbacks:
-            if not isinstance(cb, Callback):
-                raise FluxTrainError(
-                    f"Learner: callbacks must be Callback instances, got {cb!r}. Instantiate "
-                    f"the class (e.g. Recorder() rather than Recorder)."
-                )
-        given = list(callbacks)
-        if usedefaultcallbacks:
-            given += [d for d in default_callbacks() if not any(type(c) is type(d) for c in given)]
         self.callbacks: list[Callback] = []
         self._handlers: dict[type[Event], tuple[Handler, ...]] = {}
-        self._set_callbacks(given)
+        self._set_callbacks(with_defaults(callbacks, usedefaultcallbacks))
 
     # -- callbacks -------------------------------------------------------------------------
 
@@ -118,19 +107,7 @@ class Learner:
         self._set_callbacks([c for c in self.callbacks if c is not callback])
 
     def _set_callbacks(self, callbacks: list[Callback]) -> None:
-        ordered = order_callbacks(callbacks)
-        for cb in ordered:
-            cb.init(self)
-        views = {id(cb): ProtectedLearner(self, cb.name, cb.accesses()) for cb in ordered}
-        self.callbacks = ordered
-        self._handlers = {
-            event: tuple(
-                (getattr(cb, event.hook), views[id(cb)])
-                for cb in ordered
-                if event.hook in cb.implemented_hooks()
-            )
-            for event in EVENTS
-        }
+        self.callbacks, self._handlers = dispatch_table(self, callbacks)
 
     def fire(self, event: type[Event], phase: Phase) -> None:
         """Calls ``event``'s hook on every callback that implements it, in order."""
@@ -332,19 +309,3 @@ class Learner:
     def __repr__(self) -> str:
         names = ", ".join(cb.name for cb in self.callbacks)
         return f"Learner({type(self.model).__name__}, callbacks=[{names}])"
-
-
-def default_callbacks() -> list[Callback]:
-    """The callbacks a learner adds unless told not to.
-
-    Examples:
-        >>> [cb.name for cb in default_callbacks()]
-        ['Recorder', 'Metrics', 'StopOnNaNLoss', 'ProgressPrinter', 'MetricsPrinter']
-    """
-    from .callbacks.metrics import Metrics
-    from .callbacks.printer import MetricsPrinter
-    from .callbacks.progress import ProgressPrinter
-    from .callbacks.recorder import Recorder
-    from .callbacks.stop_on_nan import StopOnNaNLoss
-
-    return [Recorder(), Metrics(), StopOnNaNLoss(), ProgressPrinter(), MetricsPrinter()]

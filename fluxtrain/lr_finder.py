@@ -21,10 +21,7 @@ Examples:
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -32,67 +29,15 @@ import numpy as np
 from .callback import Callback
 from .callbacks.progress import ProgressPrinter
 from .exceptions import FluxTrainError
-from .lr_suggestions import SUGGESTIONS
-from .lr_sweep import Cycle, LRSweep, Untouched, runs_in_sweep
+from .lr_suggestions import SUGGESTIONS, LRFinderResult, suggest_lrs
+from .lr_sweep import Cycle, LRSweep, runs_in_sweep
+from .untouched import Untouched
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from .learner import Learner
 
 MIN_STEPS = 10
 """The fewest sweep steps :func:`lr_find` accepts."""
-
-SKIP_END = 5
-"""Finite points at the end of the sweep that suggestions leave out (the start of divergence)."""
-
-
-@dataclass(frozen=True, eq=False, repr=False)
-class LRFinderResult:
-    """The curve of a range test and the learning rates suggested from it.
-
-    Attributes:
-        lrs: The learning rate of each step (of the largest param group; see ``group_ratios``).
-        losses: The training loss of each step, taken before that step's update. A
-            non-finite loss ends the sweep and is its last entry.
-        smoothed_losses: ``losses`` smoothed (:func:`~fluxtrain.lr_suggestions.smooth`).
-        suggestions: Suggested learning rates by rule name, in the order asked for.
-        reason: Why the sweep ended, in words.
-        group_ratios: Each param group's learning rate relative to the largest one; the
-            sweep keeps these ratios.
-    """
-
-    lrs: np.ndarray
-    losses: np.ndarray
-    smoothed_losses: np.ndarray
-    suggestions: dict[str, float]
-    reason: str
-    group_ratios: tuple[float, ...] = (1.0,)
-
-    @property
-    def best(self) -> float:
-        """The first suggestion asked for (``valley`` by default)."""
-        return next(iter(self.suggestions.values()))
-
-    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
-        """The loss against the learning rate (log scale) with the suggestions marked.
-
-        Args:
-            path: Where to save the figure as PNG; not saved when ``None``.
-
-        Returns:
-            The matplotlib ``Figure`` (it shows itself in a notebook).
-
-        Raises:
-            ImportError: When matplotlib is not installed.
-        """
-        from .lr_suggestions import plot_lr_find
-
-        return plot_lr_find(self, path)
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={lr:.3g}" for name, lr in self.suggestions.items())
-        return f"LRFinderResult(steps={len(self.lrs)}, {shown}, reason={self.reason!r})"
 
 
 def lr_find(
@@ -193,27 +138,8 @@ def lr_find(
     losses = np.array(sweep.losses, dtype=np.float64)
     smoothed = np.array(sweep.smoothed, dtype=np.float64)
     lrs = lrs[: len(losses)].copy()
-    suggestions = _suggest(names, lrs, smoothed, num_steps // 10)
+    suggestions = suggest_lrs(names, lrs, smoothed, num_steps // 10)
     return LRFinderResult(lrs, losses, smoothed, suggestions, sweep.reason, ratios)
-
-
-def _suggest(
-    names: Sequence[str], lrs: np.ndarray, smoothed: np.ndarray, skip: int
-) -> dict[str, float]:
-    finite = int(np.isfinite(smoothed).sum())
-    window = slice(skip, finite - SKIP_END)
-    if finite - SKIP_END - skip < 2:
-        window = slice(0, finite)
-        warnings.warn(
-            f"lr_find: the sweep ended after {len(smoothed)} steps, too few to leave out the "
-            f"first {skip} and last {SKIP_END} points; the suggestions use all {finite} finite "
-            f"points. Start lower (start=...) or raise min_steps.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    if window.stop - window.start < 2:
-        return {name: float("nan") for name in names}
-    return {name: SUGGESTIONS[name](lrs[window], smoothed[window]) for name in names}
 
 
 def _progress_bar(learner: Learner, num_steps: int) -> Any:

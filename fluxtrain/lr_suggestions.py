@@ -1,6 +1,8 @@
-"""Reading a learning-rate range test: loss smoothing, the suggestion rules, the plot.
+"""Reading a learning-rate range test: loss smoothing, the suggestion rules, the result, the plot.
 
-Pure functions of arrays, usable on any recorded ``(lrs, losses)`` curve. Each rule takes the
+The rules are pure functions of arrays, usable on any recorded ``(lrs, losses)`` curve;
+:func:`suggest_lrs` applies them to a sweep as :func:`~fluxtrain.lr_find` does, and
+:class:`LRFinderResult` holds the curve, the suggestions and their plot. Each rule takes the
 learning rates and the (smoothed) losses of a sweep, both increasing in the learning rate, and
 returns one learning rate:
 
@@ -27,15 +29,15 @@ Examples:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
-
-    from .lr_finder import LRFinderResult
 
 Suggestion = Callable[[np.ndarray, np.ndarray], float]
 
@@ -141,6 +143,87 @@ SUGGESTIONS: dict[str, Suggestion] = {
     "slide": slide,
 }
 """The suggestion rules by name, as ``lr_find(suggest=...)`` accepts them."""
+
+
+SKIP_END = 5
+"""Finite points at the end of the sweep that suggestions leave out (the start of divergence)."""
+
+
+def suggest_lrs(
+    names: Sequence[str], lrs: np.ndarray, smoothed: np.ndarray, skip: int
+) -> dict[str, float]:
+    """The learning rates the rules ``names`` suggest from a sweep's smoothed losses.
+
+    The rules see the finite points from index ``skip`` on, without the last ``SKIP_END``
+    (the onset of divergence); on a shorter curve they see all finite points, with a
+    ``RuntimeWarning``, and with fewer than two every suggestion is NaN.
+
+    Examples:
+        >>> lrs = np.geomspace(1e-3, 1e2, 11)
+        >>> losses = np.array([0.1, 0.9, 0.8, 0.6, 0.4, 0.5, 0.7, 1.0, 2.0, 4.0, 8.0])
+        >>> suggest_lrs(["minimum"], lrs, losses, skip=1)  # lowest of losses[1:6]: lrs[4] = 0.1
+        {'minimum': 0.01}
+    """
+    finite = int(np.isfinite(smoothed).sum())
+    window = slice(skip, finite - SKIP_END)
+    if finite - SKIP_END - skip < 2:
+        window = slice(0, finite)
+        warnings.warn(
+            f"lr_find: the sweep ended after {len(smoothed)} steps, too few to leave out the "
+            f"first {skip} and last {SKIP_END} points; the suggestions use all {finite} finite "
+            f"points. Start lower (start=...) or raise min_steps.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if window.stop - window.start < 2:
+        return {name: float("nan") for name in names}
+    return {name: SUGGESTIONS[name](lrs[window], smoothed[window]) for name in names}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LRFinderResult:
+    """The curve of a range test and the learning rates suggested from it.
+
+    Attributes:
+        lrs: The learning rate of each step (of the largest param group; see ``group_ratios``).
+        losses: The training loss of each step, taken before that step's update. A
+            non-finite loss ends the sweep and is its last entry.
+        smoothed_losses: ``losses`` smoothed (:func:`smooth`).
+        suggestions: Suggested learning rates by rule name, in the order asked for.
+        reason: Why the sweep ended, in words.
+        group_ratios: Each param group's learning rate relative to the largest one; the
+            sweep keeps these ratios.
+    """
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    smoothed_losses: np.ndarray
+    suggestions: dict[str, float]
+    reason: str
+    group_ratios: tuple[float, ...] = (1.0,)
+
+    @property
+    def best(self) -> float:
+        """The first suggestion asked for (``valley`` by default)."""
+        return next(iter(self.suggestions.values()))
+
+    def plot(self, path: str | os.PathLike[str] | None = None) -> Figure:
+        """The loss against the learning rate (log scale) with the suggestions marked.
+
+        Args:
+            path: Where to save the figure as PNG; not saved when ``None``.
+
+        Returns:
+            The matplotlib ``Figure`` (it shows itself in a notebook).
+
+        Raises:
+            ImportError: When matplotlib is not installed.
+        """
+        return plot_lr_find(self, path)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={lr:.3g}" for name, lr in self.suggestions.items())
+        return f"LRFinderResult(steps={len(self.lrs)}, {shown}, reason={self.reason!r})"
 
 
 def plot_lr_find(result: LRFinderResult, path: str | os.PathLike[str] | None = None) -> Figure:

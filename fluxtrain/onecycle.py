@@ -19,8 +19,9 @@ from __future__ import annotations
 from .decays import check_number, cosine, linear
 from .easings import sineio
 from .exceptions import ScheduleError
+from .keyframes import Schedule
 from .modifiers import join
-from .schedule import BaseSchedule, Schedule
+from .schedule import BaseSchedule
 
 
 def onecycle(

@@ -22,7 +22,8 @@ import numpy as np
 
 from .exceptions import FluxTrainError
 from .schedule import as_schedule
-from .scheduler import Scheduler, unit_times
+from .scheduled import unit_times
+from .scheduler import Scheduler
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

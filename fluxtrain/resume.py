@@ -1,18 +1,16 @@
-"""What a learner saves to resume exactly (its state dict), and where a resumed fit continues.
+"""Loading a learner's state back, and where a resumed fit continues.
 
-:meth:`Learner.state_dict <fluxtrain.Learner.state_dict>` is built here: the model, the
-optimizer, the fit counters with the position in the fit, ``cbstate``, every callback's own
-state, the random states (Python, NumPy, torch CPU and, once initialized, CUDA) and the states
-of the training and validation data's random generators. A resumed fit restores the random
-states the data was iterated with at the start of the interrupted epoch, replays the epoch's
-order, drops the batches that were consumed (without running the model), then restores the
-random states of the moment of the checkpoint.
+:func:`load_learner_state` restores what :func:`~fluxtrain.learner_state.learner_state` saved
+(:meth:`Learner.load_state_dict <fluxtrain.Learner.load_state_dict>`), once
+:func:`~fluxtrain.state_checks.check_state` has found that it fits. ``fit(resume=...)`` reads
+the state it names (:func:`read_resume`), checks that it was saved during the same fit, loads
+it and continues from where it was saved (:func:`resume_point`). A resumed fit restores the
+random states the data was iterated with at the start of the interrupted epoch, replays the
+epoch's order, drops the batches that were consumed (without running the model), then restores
+the random states of the moment of the checkpoint (:func:`continue_epoch`).
 
-Under ``torch.distributed`` the model and the optimizer are the same on every rank, but the
-random states, ``cbstate`` and the callbacks' states (a metric's sums so far) are each rank's
-own. The :class:`~fluxtrain.Checkpointer` gathers them from every rank (:func:`rank_states`)
-into the checkpoint's ``"ranks"`` list; loading, each rank takes its own entry
-(:func:`for_this_rank`), and a single process, or a run of another size, takes rank 0's.
+Under ``torch.distributed`` each rank restores its own random, ``cbstate`` and callback states
+from the checkpoint's ``"ranks"`` list (:func:`~fluxtrain.learner_state.for_this_rank`).
 
 Examples:
     >>> from fluxtrain.state import FitState
@@ -28,33 +26,15 @@ import os
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import torch
-
 from .checkpoint import CheckpointError, load_checkpoint, load_latest
-from .distributed import (
-    all_gather_object,
-    broadcast_object,
-    is_distributed,
-    is_main_process,
-    rank,
-    unwrap,
-    world_size,
-)
-from .rng import (
-    check_generators,
-    generator_states,
-    restore,
-    rng_state,
-    set_generator_states,
-    set_rng_state,
-    snapshot,
-)
+from .distributed import broadcast_object, is_distributed, is_main_process, unwrap, world_size
+from .learner_state import callback_keys, for_this_rank
+from .rng import restore, set_generator_states, set_rng_state, snapshot
 from .state import FitResult
+from .state_checks import check_format, check_state
 
 if TYPE_CHECKING:
     from .learner import Learner
-
-FORMAT = "fluxtrain.learner/1"
 
 
 class Resume(NamedTuple):
@@ -124,184 +104,14 @@ def resume_point(fitstate: Any) -> tuple[int, int, Resume]:
     return epoch + 1, total, Resume("train", None, None)
 
 
-# -- the learner's state dict ----------------------------------------------------------------
-
-
-def callback_keys(learner: Learner) -> list[str]:
-    """The keys callback states are saved under: ``"<position>:<name>"``."""
-    return [f"{i}:{cb.name}" for i, cb in enumerate(learner.callbacks)]
-
-
-def learner_state(learner: Learner) -> dict[str, Any]:
-    """Everything :meth:`Learner.load_state_dict` needs; see :meth:`Learner.state_dict`.
-
-    The model's state dict is that of the user's module, also while a distributed fit has it
-    wrapped in ``DistributedDataParallel`` (no ``"module."`` prefix), so the state loads into
-    a single-process learner too.
-    """
-    return {
-        "format": FORMAT,
-        "model": unwrap(learner.model).state_dict(),
-        "optimizer": learner.optimizer.state_dict(),
-        "optimizer_class": type(learner.optimizer).__name__,
-        "fitstate": dataclasses.asdict(learner.fitstate),
-        **rank_state(learner),
-    }
-
-
-RANK_KEYS = ("cbstate", "callbacks", "rng", "data_rng", "epoch_rng")
-"""The entries of a learner state that are each rank's own under ``torch.distributed``."""
-
-
-def rank_state(learner: Learner) -> dict[str, Any]:
-    """A copy of the entries of :func:`learner_state` that differ between ranks (``RANK_KEYS``).
-
-    Examples:
-        >>> from fluxtrain.testing import tiny_learner
-        >>> sorted(rank_state(tiny_learner()))
-        ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'rng']
-    """
-    train, valid = learner._fit_data
-    callbacks = {k: cb.state_dict() for k, cb in zip(callback_keys(learner), learner.callbacks)}
-    return copy.deepcopy(
-        {
-            "cbstate": dict(vars(learner.cbstate)),
-            "callbacks": callbacks,
-            "rng": rng_state(),
-            "data_rng": {"train": generator_states(train), "valid": generator_states(valid)},
-            "epoch_rng": learner._epoch_rng,
-        }
-    )
-
-
-def rank_states(learner: Learner) -> list[dict[str, Any]]:
-    """Every rank's :func:`rank_state`, indexed by rank, with tensors on the CPU.
-
-    A collective under ``torch.distributed``: every rank must call it at the same point.
-    Without a process group, a list of this process's one state.
-
-    Examples:
-        >>> from fluxtrain.testing import tiny_learner
-        >>> len(rank_states(tiny_learner()))
-        1
-    """
-    return all_gather_object(_to_cpu(rank_state(learner)))
-
-
-def _to_cpu(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.cpu()
-    if isinstance(value, dict):
-        return type(value)((k, _to_cpu(v)) for k, v in value.items())
-    if isinstance(value, list):
-        return [_to_cpu(v) for v in value]
-    if isinstance(value, tuple) and not hasattr(value, "_fields"):
-        return tuple(_to_cpu(v) for v in value)
-    return value
-
-
-def for_this_rank(state: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``state`` with this rank's own entries of its ``"ranks"`` list, if it has one.
-
-    A checkpoint written by a run of ``N`` processes holds ``N`` entries; a run of another
-    size (a single process, say) takes the top-level ones, which are rank 0's.
-
-    Examples:
-        >>> state = {"rng": "rank 0's", "ranks": [{"rng": "rank 0's"}, {"rng": "rank 1's"}]}
-        >>> for_this_rank(state)["rng"]  # a single process
-        "rank 0's"
-    """
-    ranks = state.get("ranks")
-    if not ranks or len(ranks) != world_size() or len(ranks) == 1:
-        return state
-    return {**state, **ranks[rank()]}
-
-
-def check_format(state: Any) -> None:
-    """Raises unless ``state`` is a learner state dict of the format this version reads."""
-    if not isinstance(state, Mapping) or state.get("format") != FORMAT:
-        got = state.get("format") if isinstance(state, Mapping) else type(state).__name__
-        raise CheckpointError(
-            f"Expected a fluxtrain learner state (format {FORMAT!r}), got {got!r}. Pass what "
-            f"learner.state_dict() returned, or a file the Checkpointer wrote."
-        )
-
-
-def check_state(learner: Learner, state: Mapping[str, Any], data: Any) -> None:
-    """Raises a :class:`CheckpointError` naming what does not fit ``learner``; changes nothing."""
-    check_format(state)
-    for part, key, what in zip(data, ("train", "valid"), ("training", "validation")):
-        if part is not None:
-            check_generators(part, state["data_rng"][key], what)
-    _check_model(learner.model, state["model"])
-    _check_optimizer(learner.optimizer, state["optimizer"], state.get("optimizer_class"))
-    saved, ours = list(state["callbacks"]), callback_keys(learner)
-    if saved != ours:
-        missing = [k for k in saved if k not in ours]
-        extra = [k for k in ours if k not in saved]
-        raise CheckpointError(
-            f"load_state_dict: the checkpoint was saved with the callbacks {saved}, this learner "
-            f"has {ours} (not in this learner: {missing or 'none'}; not in the checkpoint: "
-            f"{extra or 'none'}). Build the learner with the same callbacks, in the same order "
-            f"and with the same usedefaultcallbacks, as the run that saved it."
-        )
-
-
-def _check_model(model: torch.nn.Module, saved: Mapping[str, Any]) -> None:
-    ours = unwrap(model).state_dict()
-    missing = [k for k in ours if k not in saved]
-    unexpected = [k for k in saved if k not in ours]
-    shapes = [
-        f"{k} (checkpoint {tuple(saved[k].shape)}, model {tuple(v.shape)})"
-        for k, v in ours.items()
-        if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(v.shape)
-    ]
-    if missing or unexpected or shapes:
-        hint = "Build the same architecture as the run that saved it."
-        if unexpected and all(k.startswith("module.") for k in unexpected):
-            hint = (
-                "The checkpoint's keys start with 'module.': it holds the state of a "
-                "DistributedDataParallel wrapper. Strip the prefix with torch.nn.modules.utils."
-                "consume_prefix_in_state_dict_if_present(state['model'], 'module.')."
-            )
-        raise CheckpointError(
-            f"load_state_dict: the checkpoint's model does not fit this model. Missing keys: "
-            f"{missing or 'none'}; unexpected keys: {unexpected or 'none'}; shape mismatches: "
-            f"{shapes or 'none'}. {hint}"
-        )
-
-
-def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any], kind: Any) -> None:
-    if kind is not None and kind != type(optimizer).__name__:
-        raise CheckpointError(
-            f"load_state_dict: the checkpoint's optimizer is a {kind}, this one a "
-            f"{type(optimizer).__name__}. Build the same optimizer as the run that saved it."
-        )
-    ours = [len(g["params"]) for g in optimizer.param_groups]
-    theirs = [len(g["params"]) for g in saved["param_groups"]]
-    if ours != theirs:
-        raise CheckpointError(
-            f"load_state_dict: the checkpoint's optimizer has param groups of {theirs} "
-            f"parameters, this one of {ours}. Build the optimizer over the same parameter groups "
-            f"as the run that saved it."
-        )
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    ids = [i for g in saved["param_groups"] for i in g["params"]]
-    for param, index in zip(params, ids):
-        for name, value in saved["state"].get(index, {}).items():
-            if isinstance(value, torch.Tensor) and value.ndim and value.shape != param.shape:
-                raise CheckpointError(
-                    f"load_state_dict: the optimizer state {name!r} of parameter {index} has "
-                    f"shape {tuple(value.shape)}, the parameter {tuple(param.shape)}. Build the "
-                    f"optimizer over the parameters in the same order as the run that saved it."
-                )
+# -- loading a state -------------------------------------------------------------------------
 
 
 def load_learner_state(learner: Learner, state: Mapping[str, Any], data: Any) -> None:
     """Checks ``state`` against ``learner``, then restores it; ``data`` gets its generators.
 
     Under ``torch.distributed`` each rank restores its own entries of a checkpoint's
-    ``"ranks"`` (:func:`for_this_rank`).
+    ``"ranks"`` (:func:`~fluxtrain.learner_state.for_this_rank`).
     """
     check_format(state)
     state = for_this_rank(state)

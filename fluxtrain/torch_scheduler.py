@@ -27,7 +27,7 @@ from torch.optim.lr_scheduler import LRScheduler
 
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import OptimizerHyperParameter
-from .scheduler import Scheduled, check_groups, parse_schedules
+from .scheduled import Scheduled, check_groups, parse_schedules
 
 
 class TorchScheduler(LRScheduler):

@@ -11,11 +11,10 @@ import pytest
 import torch
 
 from fluxtrain import Callback, Metrics, ProgressPrinter, Read, Write
+from fluxtrain.atomic import _HashingWriter, file_sha256
 from fluxtrain.callbacks.checkpointer import Checkpointer, rotate
 from fluxtrain.checkpoint import (
     CheckpointError,
-    _HashingWriter,
-    file_sha256,
     latest_checkpoint,
     load_checkpoint,
     load_latest,

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from fluxtrain import FluxTrainError, LearningRate, Momentum
+from fluxtrain.keyframes import Schedule
 from fluxtrain.plots import plot_hyperparams, plot_schedule
-from fluxtrain.schedule import Schedule
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.testing import tiny_learner
 

@@ -311,7 +311,7 @@ def test_resume_latest_needs_a_checkpointer():
 
 
 def test_schedules_in_the_fraction_unit_resume_exactly(tmp_path):
-    from fluxtrain.schedule import Schedule
+    from fluxtrain.keyframes import Schedule
 
     def make(folder, interrupt):
         schedule = Schedule([0, 1], [0.1, 0.01], unit="fraction")

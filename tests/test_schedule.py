@@ -10,13 +10,8 @@ from scipy.interpolate import Akima1DInterpolator, CubicSpline, PchipInterpolato
 
 from fluxtrain.easings import linear, noease, polyin, sineio, stepease
 from fluxtrain.exceptions import ScheduleError
-from fluxtrain.schedule import (
-    BaseSchedule,
-    Constant,
-    FunctionSchedule,
-    Schedule,
-    TimeMapped,
-)
+from fluxtrain.keyframes import Schedule
+from fluxtrain.schedule import BaseSchedule, Constant, FunctionSchedule, TimeMapped
 
 TS = [0.0, 3.0, 10.0]
 VALUES = [0.01, 0.1, 0.001]

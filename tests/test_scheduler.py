@@ -21,7 +21,8 @@ from fluxtrain import (
     Write,
 )
 from fluxtrain.easings import sineio
-from fluxtrain.schedule import BaseSchedule, FunctionSchedule, Schedule
+from fluxtrain.keyframes import Schedule
+from fluxtrain.schedule import BaseSchedule, FunctionSchedule
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.testing import regression_data, tiny_learner
 

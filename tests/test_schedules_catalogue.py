@@ -12,7 +12,8 @@ import pytest
 from fluxtrain import schedules
 from fluxtrain.easings import polyin, sineio
 from fluxtrain.exceptions import ScheduleError
-from fluxtrain.schedule import BaseSchedule, Schedule
+from fluxtrain.keyframes import Schedule
+from fluxtrain.schedule import BaseSchedule
 from fluxtrain.schedules import (
     constant,
     cooldown,

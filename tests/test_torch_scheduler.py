@@ -12,7 +12,8 @@ from fluxtrain import (
     WeightDecay,
 )
 from fluxtrain.easings import sineio
-from fluxtrain.schedule import FunctionSchedule, Schedule
+from fluxtrain.keyframes import Schedule
+from fluxtrain.schedule import FunctionSchedule
 from fluxtrain.schedules import onecycle
 from fluxtrain.torch_scheduler import TorchScheduler
 

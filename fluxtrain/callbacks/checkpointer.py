@@ -29,8 +29,9 @@ from ..callback import Callback
 from ..checkpoint import CheckpointError, read_manifest, write_checkpoint
 from ..distributed import broadcast_object, is_distributed, is_main_process
 from ..exceptions import FluxTrainError
+from ..learner_state import rank_states
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
-from ..resume import rank_states, resume_point
+from ..resume import resume_point
 from .early_stopping import EarlyStopping
 
 _NAME = re.compile(r"checkpoint-(\d{6,})\.pt")

@@ -1,0 +1,151 @@
+"""Reading a ``{HyperParameter: schedule}`` mapping, shared by the schedulers and the plots.
+
+:func:`parse_schedules` turns what :class:`~fluxtrain.Scheduler` and
+:class:`~fluxtrain.TorchScheduler` are given (one dict, or ``(HyperParameter, schedule)`` pairs)
+into :class:`Scheduled` entries: one hyperparameter instance and one schedule each, a list of
+schedules split into one entry per param group. :func:`unit_times` gives the times of a fit's
+steps in a schedule's unit, for simulating and plotting a fit without training.
+
+Examples:
+    >>> from fluxtrain import LearningRate, Momentum
+    >>> entries = parse_schedules(({LearningRate: lambda t: 0.1 / (1 + t), Momentum: 0.9},), "S")
+    >>> [(e.hyperparameter.name, e.schedule(1.0)) for e in entries]
+    [('LearningRate', 0.05), ('Momentum', 0.9)]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .exceptions import HyperParameterError, ScheduleError
+from .hyperparameters import HyperParameter, OptimizerHyperParameter
+from .schedule import BaseSchedule, as_schedule
+
+
+class Scheduled(NamedTuple):
+    """One hyperparameter and its schedule; ``n_groups`` is set when given as a per-group list.
+
+    Examples:
+        >>> from fluxtrain import LearningRate
+        >>> from fluxtrain.schedule import Constant
+        >>> Scheduled(LearningRate(), Constant(0.1)).n_groups is None
+        True
+    """
+
+    hyperparameter: HyperParameter
+    schedule: BaseSchedule
+    n_groups: int | None = None
+
+
+def parse_schedules(args: tuple[Any, ...], owner: str) -> list[Scheduled]:
+    """Reads ``(mapping,)`` or ``((H, schedule), ...)`` into :class:`Scheduled` entries.
+
+    Examples:
+        >>> from fluxtrain import LearningRate
+        >>> [s.hyperparameter.name for s in parse_schedules(({LearningRate: [0.1, 0.2]},), "S")]
+        ['LearningRate[group=0]', 'LearningRate[group=1]']
+    """
+    if len(args) == 1 and isinstance(args[0], Mapping):
+        pairs = list(args[0].items())
+    else:
+        pairs = list(args)
+        for pair in pairs:
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                raise HyperParameterError(
+                    f"{owner}: expected one dict {{HyperParameter: schedule}} or "
+                    f"(HyperParameter, schedule) pairs, got {pair!r}."
+                )
+    if not pairs:
+        raise HyperParameterError(f"{owner}: give at least one (HyperParameter, schedule) pair.")
+    entries: list[Scheduled] = []
+    for key, value in pairs:
+        if isinstance(value, (list, tuple)):
+            if not (isinstance(key, type) and issubclass(key, OptimizerHyperParameter)):
+                raise HyperParameterError(
+                    f"{owner}: a list of schedules (one per param group) needs an optimizer "
+                    f"hyperparameter class as its key, such as LearningRate, got {key!r}. Give "
+                    f"{key!r} a single schedule."
+                )
+            for group, item in enumerate(value):
+                one = key(group=group)
+                entries.append(
+                    Scheduled(one, as_schedule(item, f"{owner}[{one.name}]"), len(value))
+                )
+            continue
+        hp = _hyperparameter(key, owner)
+        entries.append(Scheduled(hp, as_schedule(value, f"{owner}[{hp.name}]")))
+    names = [e.hyperparameter.name for e in entries]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise HyperParameterError(
+            f"{owner}: {', '.join(duplicates)} is scheduled more than once. Give each "
+            f"hyperparameter one schedule (combine schedules with + or *)."
+        )
+    return entries
+
+
+def check_groups(entry: Scheduled, optimizer: Any, owner: str) -> None:
+    """Checks that a per-group list has one schedule per param group of ``optimizer``.
+
+    Examples:
+        >>> import torch
+        >>> from fluxtrain import LearningRate
+        >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        >>> entry = parse_schedules(({LearningRate: [0.1, 0.2]},), "Mine")[0]
+        >>> check_groups(entry, optimizer, "Mine")
+        Traceback (most recent call last):
+        ...
+        fluxtrain.exceptions.HyperParameterError: Mine: {LearningRate: [...]} gives 2 schedules, ...
+    """
+    groups = len(optimizer.param_groups)
+    if entry.n_groups is not None and entry.n_groups != groups:
+        name = type(entry.hyperparameter).__name__
+        raise HyperParameterError(
+            f"{owner}: {{{name}: [...]}} gives {entry.n_groups} schedules, one per param group, "
+            f"but the optimizer has {groups} param group(s). Give exactly {groups}, or key "
+            f"single groups with {name}(group=i)."
+        )
+
+
+def _hyperparameter(key: object, owner: str) -> HyperParameter:
+    if isinstance(key, HyperParameter):
+        return key
+    if isinstance(key, type) and issubclass(key, HyperParameter):
+        try:
+            return key()
+        except TypeError as error:
+            raise HyperParameterError(
+                f"{owner}: could not build {key.__name__}() with no arguments ({error}); "
+                f"pass an instance as the key instead."
+            ) from error
+    raise HyperParameterError(
+        f"{owner}: keys must be HyperParameter classes or instances (LearningRate, "
+        f"LearningRate(group=1)), got {type(key).__name__}: {key!r}."
+    )
+
+
+def unit_times(
+    unit: str, n_epochs: int, steps_per_epoch: int, batch_size: int | None = None
+) -> np.ndarray:
+    """The times, in ``unit``, of the steps of a fresh fit of ``n_epochs * steps_per_epoch``.
+
+    Examples:
+        >>> unit_times("epoch", 1, 4)
+        array([0.  , 0.25, 0.5 , 0.75])
+    """
+    t = np.arange(n_epochs * steps_per_epoch, dtype=float)
+    if unit == "epoch":
+        return t / steps_per_epoch
+    if unit == "fraction":
+        return t / (n_epochs * steps_per_epoch)
+    if unit == "sample":
+        if batch_size is None:
+            raise ScheduleError(
+                "A schedule in unit 'sample' needs the batch size to be simulated; pass "
+                "batch_size=... (samples per training step)."
+            )
+        return t * batch_size
+    return t
