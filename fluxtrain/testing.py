@@ -15,7 +15,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -40,6 +40,22 @@ def regression_data(
         x = torch.randn(batch_size, 1, generator=generator)
         batches.append((x, slope * x))
     return batches
+
+
+class Unsized:
+    """Re-iterable batches without ``len()``, like a stream: for testing that code needs no length.
+
+    Examples:
+        >>> data = Unsized(regression_data(2))
+        >>> len(list(data)), hasattr(data, "__len__")
+        (2, False)
+    """
+
+    def __init__(self, batches: list[Any]) -> None:
+        self.batches = batches
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.batches)
 
 
 def tiny_learner(

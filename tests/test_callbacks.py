@@ -28,7 +28,7 @@ from fluxtrain import (
 from fluxtrain.callbacks.recorder import PhaseHistory
 from fluxtrain.callbacks.to_device import move
 from fluxtrain.events import EVENTS
-from fluxtrain.testing import regression_data, tiny_learner
+from fluxtrain.testing import Unsized, regression_data, tiny_learner
 
 
 def classification_learner(*callbacks, sizes=(4, 4, 3), seed=0):
@@ -150,13 +150,9 @@ def test_stop_on_nan_stops_before_the_weights_change():
 
 
 def test_progress_printer_shows_bars_with_loss_also_without_len():
-    class NoLen:
-        def __iter__(self):
-            return iter(regression_data(3))
-
     out = io.StringIO()
     learner = tiny_learner(ProgressPrinter(file=out, interval=0.0))
-    learner.fit(1, (NoLen(), regression_data(2)))
+    learner.fit(1, (Unsized(regression_data(3)), regression_data(2)))
     text = out.getvalue()
     assert "Epoch 1 train" in text and "Epoch 1 valid" in text
     assert "loss=" in text

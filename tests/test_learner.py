@@ -15,7 +15,7 @@ from fluxtrain import (
     ValidationPhase,
 )
 from fluxtrain.events import EVENTS
-from fluxtrain.testing import regression_data, tiny_learner
+from fluxtrain.testing import Unsized, regression_data, tiny_learner
 
 
 class EventLog(Callback):
@@ -159,18 +159,11 @@ def test_keyboard_interrupt_propagates_after_fit_end():
 
 
 def test_single_iterable_means_no_validation_and_iterables_without_len_work():
-    class NoLen:
-        def __init__(self, batches):
-            self.batches = batches
-
-        def __iter__(self):
-            return iter(self.batches)
-
     model = torch.nn.Linear(1, 1)
     log = EventLog()
     learner = Learner(
         model,
-        NoLen(regression_data(3)),
+        Unsized(regression_data(3)),
         torch.optim.SGD(model.parameters(), lr=0.1),
         torch.nn.functional.mse_loss,
         log,

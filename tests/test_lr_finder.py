@@ -30,7 +30,7 @@ from fluxtrain.lr_finder import LRFinderResult, lr_find
 from fluxtrain.lr_suggestions import minimum, slide, smooth, steep, valley
 from fluxtrain.lr_sweep import Cycle, runs_in_sweep
 from fluxtrain.scheduler import Scheduler
-from fluxtrain.testing import tiny_learner
+from fluxtrain.testing import Unsized, tiny_learner
 
 # -- a least-squares problem whose divergence threshold is known -------------------------------
 
@@ -421,18 +421,10 @@ def test_data_shorter_than_num_steps_is_cycled():
     assert len(result.lrs) == 20 and result.reason == "completed all 20 steps"
 
 
-class NoLength:
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __iter__(self):
-        yield from self.batches
-
-
 def test_an_iterable_without_len_is_cycled_and_an_iterator_runs_out():
     batches = [(x, y) for x, y in tiny_learner().data.train]
     learner = tiny_learner()
-    learner.data = learner.data._replace(train=NoLength(batches))
+    learner.data = learner.data._replace(train=Unsized(batches))
     assert len(lr_find(learner, num_steps=15, diverge=None).lrs) == 15
     with pytest.warns(RuntimeWarning, match="too few"):
         result = lr_find(learner, num_steps=15, data=iter(batches))

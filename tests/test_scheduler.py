@@ -24,7 +24,7 @@ from fluxtrain.easings import sineio
 from fluxtrain.keyframes import Schedule
 from fluxtrain.schedule import BaseSchedule, FunctionSchedule
 from fluxtrain.scheduler import Scheduler
-from fluxtrain.testing import regression_data, tiny_learner
+from fluxtrain.testing import Unsized, regression_data, tiny_learner
 
 
 class Probe(Callback):
@@ -135,16 +135,6 @@ def identity(unit):
     return FunctionSchedule(lambda t: t, unit=unit)
 
 
-class NoLen:
-    """Batches without len()."""
-
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __iter__(self):
-        return iter(self.batches)
-
-
 def applied(learner, name="WeightDecay"):
     """The values of hyperparameter ``name`` recorded at each training step, in order."""
     return [v for _, v in learner.cbstate.hyperparams[name]]
@@ -161,7 +151,7 @@ def test_epoch_unit_is_fractional():
 def test_epoch_unit_from_constructor_for_data_without_len():
     scheduler = Scheduler({WeightDecay: identity("epoch")}, steps_per_epoch=2)
     learner = tiny_learner(scheduler)
-    learner.fit(1, NoLen(regression_data(3, 8)))
+    learner.fit(1, Unsized(regression_data(3, 8)))
     assert applied(learner) == [0.0, 0.5, 1.0]
 
 
@@ -239,7 +229,7 @@ def test_list_length_must_match_param_groups():
 def test_unresolvable_unit_says_what_to_pass(unit):
     learner = tiny_learner(Scheduler({LearningRate: identity(unit)}))
     with pytest.raises(ScheduleError, match=r"no len\(\). Pass Scheduler\(\.\.\., steps_per_epoch"):
-        learner.fit(1, NoLen(regression_data(2, 8)))
+        learner.fit(1, Unsized(regression_data(2, 8)))
     assert learner.cbstate.hyperparams == {}
 
 
