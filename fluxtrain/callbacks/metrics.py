@@ -321,8 +321,7 @@ class Metrics(Callback):
         _, steps, step_values = self._plan  # type: ignore[misc]
         batch = learner.batch
         outputs, targets, loss = batch.outputs, batch.targets, batch.loss
-        shape = getattr(targets, "shape", None)
-        n = shape[0] if shape else batch_size(targets)
+        n = batch_size(targets)
         for metric, key in steps:
             value = metric.step(outputs, targets, loss, n)
             if value is not None:

@@ -82,9 +82,7 @@ class Recorder(Callback):
             self._phase = phase.name
         record.steps += 1
         record.steps_epoch += 1
-        targets = learner.batch.targets
-        shape = getattr(targets, "shape", None)
-        record.samples += shape[0] if shape else batch_size(targets)
+        record.samples += batch_size(learner.batch.targets)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         learner.cbstate.history[phase.name].epochs += 1
