@@ -22,16 +22,17 @@ Scenarios:
 from __future__ import annotations
 
 import datetime
+import functools
 import io
 import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
+from fork_server import run_forked
 from torch.utils.data import DataLoader, TensorDataset
 
 from fluxtrain import (
@@ -245,29 +246,19 @@ def main(scenario: str, out: Path) -> None:
         dist.destroy_process_group()
 
 
+def one_rank(scenario: str, out: str, port: str, rank: str, world_size: str) -> None:
+    """This rank's part of one run, its errors written to ``stderr<rank>.txt`` in ``out``."""
+    with open(Path(out) / f"stderr{rank}.txt", "w") as stderr:
+        os.dup2(stderr.fileno(), 2)
+    os.environ.update(RANK=rank, LOCAL_RANK=rank, WORLD_SIZE=world_size, MASTER_PORT=port)
+    main(scenario, Path(out))
+
+
 def serve(rank: str, world_size: str) -> None:
     torch.optim.SGD(mlp().parameters(), lr=0.1)  # the optimizer's first use imports much
     for line in sys.stdin:
         scenario, out, port = line.split()
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            with open(Path(out) / f"stderr{rank}.txt", "w") as stderr:
-                os.dup2(stderr.fileno(), 2)
-            os.environ.update(RANK=rank, LOCAL_RANK=rank, WORLD_SIZE=world_size, MASTER_PORT=port)
-            try:
-                main(scenario, Path(out))
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        print(f"pid {pid}", flush=True)
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print(f"exit {code}", flush=True)
+        run_forked(functools.partial(one_rank, scenario, out, port, rank, world_size))
 
 
 if __name__ == "__main__":

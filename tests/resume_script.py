@@ -13,12 +13,12 @@ output and ``exit <code>`` after it (``-9`` for a SIGKILL).
 
 from __future__ import annotations
 
-import os
+import functools
 import sys
 import time
-import traceback
 
 import torch
+from fork_server import run_forked
 from torch.utils.data import DataLoader, TensorDataset
 
 from fluxtrain import Callback, Learner, LearningRate, Metrics, Momentum, Read, Recorder
@@ -109,22 +109,7 @@ def main(folder: str, out: str) -> None:
 def serve() -> None:
     for line in sys.stdin:
         folder, out = line.split()
-        sys.stdout.flush()
-        pid = os.fork()
-        if pid == 0:
-            code = 0
-            try:
-                main(folder, out)
-            except BaseException:
-                traceback.print_exc()
-                code = 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-        print(f"pid {pid}", flush=True)
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        print(f"exit {code}", flush=True)
+        run_forked(functools.partial(main, folder, out))
 
 
 if __name__ == "__main__":
