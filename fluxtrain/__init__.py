@@ -17,9 +17,9 @@ from .callbacks.gradients import GradientClipNorm as GradientClipNorm
 from .callbacks.gradients import GradientClipping as GradientClipping
 from .callbacks.logging import LogHyperParams as LogHyperParams
 from .callbacks.logging import LogMetrics as LogMetrics
-from .callbacks.metrics import Accuracy as Accuracy
-from .callbacks.metrics import Loss as Loss
-from .callbacks.metrics import Metric as Metric
+from .callbacks.metric import Accuracy as Accuracy
+from .callbacks.metric import Loss as Loss
+from .callbacks.metric import Metric as Metric
 from .callbacks.metrics import Metrics as Metrics
 from .callbacks.precision import MixedPrecision as MixedPrecision
 from .callbacks.printer import MetricsPrinter as MetricsPrinter

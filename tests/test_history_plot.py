@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from fluxtrain import FluxTrainError, LearningRate, Metrics, Momentum
-from fluxtrain.callbacks.metrics import FunctionMetric
+from fluxtrain.callbacks.metric import FunctionMetric
 from fluxtrain.history_plot import epoch_series, plot_history
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.testing import tiny_learner

@@ -24,7 +24,7 @@ from fluxtrain.callbacks.backends import (
     TensorBoardBackend,
 )
 from fluxtrain.callbacks.logging import LogHyperParams, LogMetrics, host_floats
-from fluxtrain.callbacks.metrics import FunctionMetric
+from fluxtrain.callbacks.metric import FunctionMetric
 from fluxtrain.distributed import is_main_process
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.testing import tiny_learner

@@ -1,0 +1,260 @@
+"""Metrics of one kind each: a batch-size-weighted epoch mean, accumulated on the device.
+
+A :class:`Metric` keeps each step's value (a detached tensor, no host read) and adds the kept
+values up in one operation every :attr:`Metric.chunk` steps and when the epoch's value is asked
+for. The :class:`~fluxtrain.Metrics` callback drives them.
+
+Examples:
+    >>> import torch
+    >>> loss = Loss()
+    >>> _ = loss.step(None, torch.zeros(3), torch.tensor(0.5))
+    >>> _ = loss.step(None, torch.zeros(1), torch.tensor(1.5))
+    >>> loss.compute()
+    0.75
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+from ..distributed import all_reduce_sum, is_distributed
+from ..exceptions import FluxTrainError
+from .recorder import batch_size
+
+
+@runtime_checkable
+class TorchMetricLike(Protocol):
+    """Anything with torchmetrics' ``update(preds, target)``, ``compute()`` and ``reset()``."""
+
+    def update(self, preds: Any, target: Any) -> None: ...
+    def compute(self) -> Any: ...
+    def reset(self) -> None: ...
+
+
+def on_one_device(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The tensors on the device of the last one (they differ only after loading a checkpoint).
+
+    Examples:
+        >>> import torch
+        >>> [t.device.type for t in on_one_device([torch.zeros(1), torch.ones(1)])]
+        ['cpu', 'cpu']
+    """
+    device = tensors[-1].device
+    return [t if t.device == device else t.to(device) for t in tensors]
+
+
+class Metric:
+    """A metric averaged over an epoch, weighted by batch size, accumulated on the device.
+
+    Subclasses implement :meth:`value`: the batch's mean value as a 0-d tensor. Per step the
+    value is only kept (a detached tensor in a list); every :attr:`chunk` steps, and when the
+    epoch's value is asked for, the kept values are summed on the device in one operation.
+    Nothing is read on the host until :meth:`compute`.
+
+    Examples:
+        >>> import torch
+        >>> class MeanAbsError(Metric):
+        ...     def value(self, outputs, targets, loss):
+        ...         return (outputs - targets).abs().mean()
+        >>> m = MeanAbsError()
+        >>> _ = m.step(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 0.0]), None)
+        >>> _ = m.step(torch.tensor([1.0]), torch.tensor([0.0]), None)
+        >>> m.compute()
+        1.6666666666666667
+    """
+
+    name: str = ""
+    chunk: int = 256
+
+    def __init__(self) -> None:
+        if not self.name:
+            self.name = type(self).__name__
+        self.reset()
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        """The batch's mean value (a 0-d tensor, not read on the host)."""
+        raise NotImplementedError
+
+    def reset(self) -> None:
+        """Forgets the epoch so far."""
+        self._total: torch.Tensor | None = None
+        self._count = 0
+        self._pending: list[torch.Tensor] = []
+        self._sizes: list[int] = []
+
+    def step(
+        self, outputs: Any, targets: Any, loss: Any, n: int | None = None
+    ) -> torch.Tensor | None:
+        """Adds one batch of ``n`` samples (counted from ``targets`` when not given).
+
+        Returns:
+            The batch's value, a tensor on the device.
+        """
+        value = self.value(outputs, targets, loss).detach()
+        self._pending.append(value)
+        self._sizes.append(batch_size(targets) if n is None else n)
+        if len(self._pending) >= self.chunk:
+            self._flush()
+        return value
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        values = torch.stack(on_one_device(self._pending))
+        if values.device.type == "cpu":
+            values = values.double()
+        sizes = torch.tensor(self._sizes, dtype=values.dtype, device=values.device)
+        total = values.mul_(sizes).sum()
+        self._total = total if self._total is None else self._total.to(total.device).add_(total)
+        self._count += sum(self._sizes)
+        self._pending, self._sizes = [], []
+
+    def compute(self) -> float:
+        """The weighted mean over the epoch so far (reads the device once).
+
+        Under ``torch.distributed`` the sums and counts of all ranks are added first, so every
+        rank gets the global value, weighted by samples.
+        """
+        self._flush()
+        total = float(self._total) if self._total is not None else 0.0
+        count = float(self._count)
+        if is_distributed():
+            device = self._total.device if self._total is not None else torch.device("cpu")
+            total, count = all_reduce_sum([total, count], device)
+        return total / count if count else float("nan")
+
+    def state_dict(self) -> dict[str, Any]:
+        """The epoch so far, for checkpoints taken mid-epoch (kept values included)."""
+        return {
+            "total": self._total,
+            "count": self._count,
+            "pending": list(self._pending),
+            "sizes": list(self._sizes),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores what :meth:`state_dict` returned."""
+        self._total, self._count = state["total"], state["count"]
+        self._pending, self._sizes = list(state["pending"]), list(state["sizes"])
+
+
+class Loss(Metric):
+    """The loss, as computed by the learner's ``loss_fn`` (a batch mean)."""
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        return loss
+
+
+class Accuracy(Metric):
+    """Share of samples whose arg-max output (last dimension) equals the integer target.
+
+    Per epoch only: to keep steps cheap it keeps each batch's detached outputs and targets
+    (up to about a million output elements, or :attr:`chunk` batches) and counts the hits of
+    all of them at once, so ``cbstate.metrics_step`` has no per-step accuracy (use a
+    ``FunctionMetric`` for that).
+
+    Examples:
+        >>> import torch
+        >>> accuracy = Accuracy()
+        >>> accuracy.step(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1]), None)
+        >>> accuracy.step(torch.tensor([[0.3, 0.7]]), torch.tensor([1]), None)
+        >>> accuracy.compute()
+        0.6666666666666666
+    """
+
+    budget: int = 1 << 20
+
+    def reset(self) -> None:
+        super().reset()
+        self._targets: list[Any] = []
+        self._elements = 0
+
+    def step(self, outputs: Any, targets: Any, loss: Any, n: int | None = None) -> None:  # type: ignore[override]
+        self._pending.append(outputs.detach())
+        self._targets.append(targets)
+        self._sizes.append(batch_size(targets) if n is None else n)
+        self._elements += outputs.numel()
+        if self._elements >= self.budget or len(self._pending) >= self.chunk:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            outputs, targets = self._pending[0], self._targets[0]
+        else:
+            outputs = torch.cat(on_one_device(self._pending))
+            targets = torch.cat(on_one_device(self._targets))
+        hits = (outputs.argmax(dim=-1) == targets.to(outputs.device)).sum()
+        self._total = hits if self._total is None else self._total.to(hits.device).add_(hits)
+        self._count += sum(self._sizes)
+        self._pending, self._targets, self._sizes, self._elements = [], [], [], 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "targets": list(self._targets)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._targets = list(state["targets"])
+        self._elements = sum(p.numel() for p in self._pending)
+
+
+class FunctionMetric(Metric):
+    """A metric from ``fn(outputs, targets) -> batch mean``; named after the function."""
+
+    def __init__(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> None:
+        self.fn = fn
+        self.name = name or str(getattr(fn, "__name__", type(fn).__name__))
+        super().__init__()
+
+    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
+        result = self.fn(outputs, targets)
+        return result if isinstance(result, torch.Tensor) else torch.tensor(float(result))
+
+
+class TorchMetric(Metric):
+    """Wraps a torchmetrics-style object: ``update`` per step, ``compute`` at epoch end."""
+
+    def __init__(self, metric: TorchMetricLike, name: str | None = None) -> None:
+        self.metric = metric
+        self.name = name or type(metric).__name__
+        super().__init__()
+
+    def reset(self) -> None:
+        self.metric.reset()
+
+    def step(self, outputs: Any, targets: Any, loss: Any, n: int | None = None) -> None:  # type: ignore[override]
+        self.metric.update(outputs, targets)
+
+    def compute(self) -> float:
+        return float(self.metric.compute())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def as_metric(metric: Any) -> Metric:
+    """A :class:`Metric` from a Metric, a torchmetrics-style object or a function.
+
+    Examples:
+        >>> as_metric(Accuracy()).name
+        'Accuracy'
+    """
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, type) and issubclass(metric, Metric):
+        return metric()
+    if isinstance(metric, TorchMetricLike):
+        return TorchMetric(metric)
+    if callable(metric):
+        return FunctionMetric(metric)
+    raise FluxTrainError(
+        f"Metrics: expected a Metric, an object with update/compute/reset, or a function "
+        f"fn(outputs, targets), got {metric!r}."
+    )
