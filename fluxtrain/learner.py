@@ -175,7 +175,7 @@ class Learner:
         if point is None:
             state.n_epochs, state.epoch, state.step = n_epochs, 0, 0
             state.phase, state.stage, state.resumed = None, "", False
-        state.steps_per_epoch = steps_per_epoch
+        state.steps_per_epoch = state.updates_per_epoch = steps_per_epoch
         state.has_validation = valid is not None
         state.ending = state.stopped_by = state.reason = None
         self._resume = point

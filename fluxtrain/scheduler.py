@@ -25,7 +25,6 @@ import numpy as np
 
 from .access import Access, Read, Write, merge_stateaccess
 from .callback import Callback
-from .callbacks.gradients import GradientAccumulation
 from .callbacks.recorder import batch_size as count_samples
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
@@ -65,8 +64,8 @@ class Scheduler(Callback):
             (``LearningRate(group=1)``); a value is a schedule, a function ``f(t)`` of the step,
             a number, or, for an optimizer hyperparameter class, a list with one per param group.
         steps_per_epoch: Optimizer steps per epoch for ``"epoch"`` and ``"fraction"`` units;
-            by default ``len()`` of the training data (divided by ``n``, rounded up, under
-            ``GradientAccumulation(n)``).
+            by default ``fitstate.updates_per_epoch``: ``len()`` of the training data, divided
+            by ``n`` and rounded up under ``GradientAccumulation(n)``.
 
     Raises:
         HyperParameterError: For a bad key or a hyperparameter scheduled twice.
@@ -83,7 +82,6 @@ class Scheduler(Callback):
 
     stateaccess = {
         "fitstate": Read,
-        "callbacks": Read,
         "batch.targets": Read,
         "cbstate.hyperparams": Write,
         "cbstate.metrics_epoch": Read,
@@ -135,10 +133,8 @@ class Scheduler(Callback):
         fraction = (t - self._fit_start) / self._fit_length if self._fit_length else 0.0
         return (t, epoch, fraction, self._samples)
 
-    def _resolve_units(self, fitstate: Any, accumulation: int = 1) -> None:
-        spe = self.steps_per_epoch or fitstate.steps_per_epoch
-        if spe is not None and not self.steps_per_epoch and accumulation > 1:
-            spe = -(-spe // accumulation)  # optimizer steps: one per n batches, and at epoch end
+    def _resolve_units(self, fitstate: Any) -> None:
+        spe = self.steps_per_epoch or fitstate.updates_per_epoch
         needs = sorted(self._units & {"epoch", "fraction"})
         if spe is None and needs:
             raise ScheduleError(
@@ -160,10 +156,7 @@ class Scheduler(Callback):
             if entry.n_groups is not None:
                 check_groups(entry, learner.optimizer, "Scheduler")
             entry.hyperparameter.check(learner)
-        accumulation = max(
-            (cb.n for cb in learner.callbacks if isinstance(cb, GradientAccumulation)), default=1
-        )
-        self._resolve_units(learner.fitstate, accumulation)
+        self._resolve_units(learner.fitstate)
         self._fitstate = learner.fitstate
         cbstate = learner.cbstate
         if "hyperparams" not in cbstate:

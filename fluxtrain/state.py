@@ -82,6 +82,8 @@ class FitState:
         total_epochs: Training epochs completed over all ``fit`` calls.
         total_steps: Training steps completed over all ``fit`` calls.
         steps_per_epoch: ``len()`` of the training data of the fit in progress, if it has one.
+        updates_per_epoch: Optimizer updates per training epoch: ``steps_per_epoch``, unless a
+            callback that groups batches (``GradientAccumulation``) sets it at ``FitBegin``.
         epoch_length: ``len()`` of the data of the epoch in progress, if it has one.
         epoch_step: Batches consumed so far in the epoch in progress.
         has_validation: Whether the fit in progress runs validation epochs.
@@ -108,6 +110,7 @@ class FitState:
     total_epochs: int = 0
     total_steps: int = 0
     steps_per_epoch: int | None = None
+    updates_per_epoch: int | None = None
     epoch_length: int | None = None
     epoch_step: int = 0
     has_validation: bool = False

@@ -11,6 +11,7 @@ from fluxtrain import (
     LearningRate,
     MixedPrecision,
     Read,
+    Schedule,
     Scheduler,
 )
 from fluxtrain.callbacks.gradients import GradientAccumulation
@@ -76,6 +77,15 @@ def test_scheduler_time_advances_once_per_4_micro_batches():
     learner.fit(2)
     assert learner.cbstate.hyperparams["LearningRate"] == [(t, 0.1 / (1 + t)) for t in range(4)]
     assert steps.lrs == [0.1 / (1 + t) for t in range(4)]
+
+
+def test_epoch_unit_counts_updates_per_epoch_under_accumulation():
+    schedule = Schedule([0, 2], [0.0, 1.0], unit="epoch")  # 8 batches, 2 updates per epoch
+    scheduler = Scheduler({LearningRate: schedule})
+    learner = linear_learner(make_batches(8, 5), GradientAccumulation(4), scheduler)
+    learner.fit(2)
+    assert learner.fitstate.updates_per_epoch == 2
+    assert learner.cbstate.hyperparams["LearningRate"] == [(t, t / 4) for t in range(4)]
 
 
 def test_accumulation_updates_at_the_end_of_an_epoch_with_a_short_group():

@@ -280,7 +280,6 @@ def test_accesses_merge_hyperparameters_and_own():
         "optimizer": Write,
         "cbstate.loss_weight": Write,
         "fitstate": Read,
-        "callbacks": Read,
         "batch.targets": Read,
         "cbstate.hyperparams": Write,
         "cbstate.metrics_epoch": Read,

@@ -119,7 +119,7 @@ class GradientAccumulation(Callback):
         2
     """
 
-    stateaccess = {"batch.loss": Write, "fitstate": Read, "model": Read}
+    stateaccess = {"batch.loss": Write, "fitstate": Write, "model": Read}
 
     def __init__(self, n: int) -> None:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -135,6 +135,11 @@ class GradientAccumulation(Callback):
         return (
             RunFirst(self) if isinstance(other, MixedPrecision) else super().resolveconflict(other)
         )
+
+    def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        state = learner.fitstate
+        if state.steps_per_epoch is not None:  # one update per n batches, and at epoch end
+            state.updates_per_epoch = -(-state.steps_per_epoch // self.n)
 
     def on_step_begin(self, phase: Phase, learner: Any) -> None:
         self._sync()
