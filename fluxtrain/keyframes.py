@@ -21,7 +21,8 @@ from itertools import pairwise
 
 import numpy as np
 
-from .easings import Easing, check_number, linear
+from .curve import Easing, check_number
+from .easings import linear
 from .exceptions import ScheduleError
 from .schedule import BaseSchedule
 

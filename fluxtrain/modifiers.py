@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from .curve import Easing
 from .decays import check_number
-from .easings import Easing
 from .easings import linear as linear_easing
 from .exceptions import ScheduleError
 from .plateau import ReduceOnPlateau

@@ -26,6 +26,7 @@ import numpy as np
 from .access import Access, Read, Write, merge_stateaccess
 from .callback import Callback
 from .callbacks.recorder import batch_size as count_samples
+from .clock import ScheduleClock
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
 from .ordering import NoConflict, Resolution, Unresolvable
@@ -67,6 +68,10 @@ class Scheduler(Callback):
             by default ``fitstate.updates_per_epoch``: ``len()`` of the training data, divided
             by ``n`` and rounded up under ``GradientAccumulation(n)``.
 
+    Attributes:
+        clock: Its :class:`~fluxtrain.clock.ScheduleClock`: completed optimizer steps over all
+            fits, and the time in each unit.
+
     Raises:
         HyperParameterError: For a bad key or a hyperparameter scheduled twice.
         ScheduleError: For a value that is no schedule.
@@ -94,12 +99,7 @@ class Scheduler(Callback):
         self.steps_per_epoch = steps_per_epoch
         self._units = {e.schedule.unit for e in self.entries}
         self._counts_samples = "sample" in self._units
-        self._t = 0
-        self._samples = 0
-        self._epoch_base = (0, 0.0)  # (t, epoch time at t) where the current steps/epoch began
-        self._spe: int | None = None
-        self._fit_start = 0
-        self._fit_length = 0.0
+        self.clock = ScheduleClock()
         self._applied = -1  # t of the last step whose values were applied, until it completes
         self._fitstate: Any = None
         self._updates = 0  # fitstate.total_steps at StepBegin, to tell updates from micro-batches
@@ -124,16 +124,7 @@ class Scheduler(Callback):
         if "hyperparams" not in learner.cbstate:
             learner.cbstate.hyperparams = {}
 
-    # -- time --------------------------------------------------------------------------------
-
-    def _times(self) -> tuple[float, float, float, float]:
-        t = self._t
-        base_t, base_epoch = self._epoch_base
-        epoch = (t - base_t) / self._spe + base_epoch if self._spe else 0.0
-        fraction = (t - self._fit_start) / self._fit_length if self._fit_length else 0.0
-        return (t, epoch, fraction, self._samples)
-
-    def _resolve_units(self, fitstate: Any) -> None:
+    def _start_clock(self, fitstate: Any) -> None:
         spe = self.steps_per_epoch or fitstate.updates_per_epoch
         needs = sorted(self._units & {"epoch", "fraction"})
         if spe is None and needs:
@@ -143,11 +134,7 @@ class Scheduler(Callback):
                 f"Scheduler(..., steps_per_epoch=N) with the number of training batches per "
                 f"epoch, or build the schedule with unit='step'."
             )
-        if spe is not None and self._spe is not None and spe != self._spe:
-            self._epoch_base = (self._t, self._times()[1])
-        self._spe = spe
-        self._fit_start = self._t - fitstate.step  # fitstate.step > 0 in a resumed fit
-        self._fit_length = float(fitstate.n_epochs * spe) if spe is not None else 0.0
+        self.clock.start_fit(spe, fitstate.n_epochs, fitstate.step)
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -156,7 +143,7 @@ class Scheduler(Callback):
             if entry.n_groups is not None:
                 check_groups(entry, learner.optimizer, "Scheduler")
             entry.hyperparameter.check(learner)
-        self._resolve_units(learner.fitstate)
+        self._start_clock(learner.fitstate)
         self._fitstate = learner.fitstate
         cbstate = learner.cbstate
         if "hyperparams" not in cbstate:
@@ -177,10 +164,10 @@ class Scheduler(Callback):
     def on_step_begin(self, phase: Phase, learner: Any) -> None:
         if not self._loop or not isinstance(phase, AbstractTrainingPhase):
             return
-        t = self._t
+        times = self.clock.times()
+        t = times[0]
         if self._applied == t:  # the previous step was cancelled: forget its values
             self._drop_last()
-        times = self._times()
         for sethyperparameter, value_at, unit, record in self._loop:
             value = value_at(times[unit])
             sethyperparameter(learner, value)
@@ -190,10 +177,9 @@ class Scheduler(Callback):
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
         if self._loop and isinstance(phase, AbstractTrainingPhase):
-            if self._fitstate.total_steps != self._updates:  # not an accumulating micro-batch
-                self._t += 1
-            if self._counts_samples:
-                self._samples += count_samples(learner.batch.targets)
+            update = self._fitstate.total_steps != self._updates  # not an accumulating micro-batch
+            samples = count_samples(learner.batch.targets) if self._counts_samples else 0
+            self.clock.advance(1 if update else 0, samples)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         if not self._loop:
@@ -204,18 +190,18 @@ class Scheduler(Callback):
         cbstate = learner.cbstate
         history = cbstate.metrics_epoch if "metrics_epoch" in cbstate else {}
         metrics = {name: values[-1] for name, values in history.items() if values}
-        times = self._times()
+        times = self.clock.times()
         for entry in self.entries:
             entry.schedule.observe(metrics, times[UNITS.index(entry.schedule.unit)])
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
-        if self._applied == self._t:
+        if self._applied == self.clock.t:
             self._drop_last()
         self._loop, self._lists, self._applied = (), [], -1
 
     def _drop_last(self) -> None:
         for records in self._lists:
-            if records and records[-1][0] == self._t:
+            if records and records[-1][0] == self.clock.t:
                 records.pop()
 
     # -- state -------------------------------------------------------------------------------
@@ -223,10 +209,7 @@ class Scheduler(Callback):
     def state_dict(self) -> dict[str, Any]:
         """Its time counters and the state of metric-driven schedules, for checkpoints."""
         return {
-            "t": self._t,
-            "samples": self._samples,
-            "epoch_base": self._epoch_base,
-            "steps_per_epoch": self._spe,
+            **self.clock.state_dict(),
             "schedules": {e.hyperparameter.name: e.schedule.state_dict() for e in self.entries},
         }
 
@@ -239,10 +222,7 @@ class Scheduler(Callback):
                 f"Scheduler schedules {sorted(self.names)}. Build it with the same "
                 f"hyperparameters as the one that was saved."
             )
-        self._t, self._samples = int(state["t"]), int(state["samples"])
-        base_t, base_epoch = state["epoch_base"]
-        self._epoch_base = (int(base_t), float(base_epoch))
-        self._spe = state["steps_per_epoch"]
+        self.clock.load_state_dict(state)
         for entry in self.entries:
             entry.schedule.load_state_dict(schedules[entry.hyperparameter.name])
 
