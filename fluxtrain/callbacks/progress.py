@@ -44,12 +44,12 @@ class LatestValue:
 
     def read(self, tensor: torch.Tensor) -> float:
         """The value of ``tensor`` if on the CPU, else of the latest copy that has arrived."""
-        if tensor.device.type == "cpu":
+        if tensor.is_cpu:
             return float(tensor.detach())
         if self._event is not None and self._event.query():
             self._value = float(self._host)  # type: ignore[arg-type]
             self._event = None
-        if self._event is None and tensor.device.type == "cuda":
+        if self._event is None and tensor.is_cuda:
             if self._host is None:
                 self._host = torch.empty((), dtype=tensor.dtype, pin_memory=True)
             self._host.copy_(tensor.detach(), non_blocking=True)

@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
+
 from ..access import Read, Write
 from ..callback import Callback
 from ..phases import Phase
@@ -43,6 +45,8 @@ def batch_size(targets: Any) -> int:
         >>> batch_size(torch.zeros(5, 3)), batch_size([1, 2])
         (5, 2)
     """
+    if isinstance(targets, torch.Tensor):
+        return targets.shape[0] if targets.ndim else 1
     shape = getattr(targets, "shape", None)
     if shape is not None:
         return int(shape[0]) if len(shape) else 1

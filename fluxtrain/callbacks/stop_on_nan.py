@@ -60,7 +60,7 @@ class StopOnNaNLoss(Callback):
                 step = learner.fitstate.total_steps
                 raise CancelFitting(f"loss is not finite on {bad[0]:g} rank(s) at step {step}")
             return
-        if loss.device.type == "cpu" or self.sync:
+        if loss.is_cpu or self.sync:
             value = loss.item()
             if value - value == 0.0:  # finite: inf - inf and nan - nan are nan
                 return

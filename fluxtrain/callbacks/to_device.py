@@ -26,7 +26,7 @@ def move(value: Any, device: torch.device) -> Any:
     if isinstance(value, torch.Tensor):
         if value.device == device:
             return value
-        if device.type == "cuda" and value.device.type == "cpu":
+        if device.type == "cuda" and value.is_cpu:
             if not value.is_pinned():
                 value = value.pin_memory()
             return value.to(device, non_blocking=True)
