@@ -118,14 +118,17 @@ def plain_loop(w: Workload, train: list, valid: list, device: torch.device) -> f
     return clock() - start
 
 
-def fluxtrain_loop(defaults: bool) -> Callable[[Workload, list, list, torch.device], float]:
+def fluxtrain_loop(
+    defaults: bool, progress_interval: float = 0.1
+) -> Callable[[Workload, list, list, torch.device], float]:
     def run(w: Workload, train: list, valid: list, device: torch.device) -> float:
         model = w.make_model().to(device)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         callbacks = [Scheduler.onecycle(w.epochs, 0.1)]
         if defaults:
             sink = io.StringIO()
-            callbacks += [Metrics(Accuracy()), ProgressPrinter(file=sink), MetricsPrinter(sink)]
+            progress = ProgressPrinter(file=sink, interval=progress_interval)
+            callbacks += [Metrics(Accuracy()), progress, MetricsPrinter(sink)]
         learner = Learner(
             model,
             (train, valid),

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 
 from .access import Access, Read, Write, merge_stateaccess
 from .callback import Callback
@@ -37,11 +38,33 @@ from .scheduled import check_groups, parse_schedules, unit_times
 
 def _setter(hp: HyperParameter, learner: Any) -> Callable[[Any, float], None]:
     """``hp.sethyperparameter``, or for a built-in optimizer hyperparameter a direct write to
-    the fit's optimizer (the same effect without a protected-attribute lookup per step)."""
-    if type(hp).sethyperparameter is OptimizerHyperParameter.sethyperparameter:
-        apply, optimizer = hp.apply, learner.optimizer  # type: ignore[attr-defined]
-        return lambda _, value: apply(optimizer, value)
-    return hp.sethyperparameter
+    the fit's optimizer: the same effect, with no lookups per step.
+
+    Where every param group holds the value as a plain number under one key (``lr`` of SGD,
+    ``momentum``), the write is a dict assignment per group; a value held as a tensor (fused and
+    capturable optimizers) or in ``betas`` goes through ``hp.apply``.
+    """
+    if type(hp).sethyperparameter is not OptimizerHyperParameter.sethyperparameter:
+        return hp.sethyperparameter
+    assert isinstance(hp, OptimizerHyperParameter)
+    optimizer = learner.optimizer
+    groups = hp.groups(optimizer)  # the optimizer's own list when every group is set
+    keys = {hp.field(group) for group in groups}
+    key = keys.pop() if len(keys) == 1 else None
+    if key is None:
+        return lambda _, value: hp.apply(optimizer, value)
+    apply = type(hp).apply
+    writes_key = (apply is OptimizerHyperParameter.apply and key == hp.key) or (
+        apply is Momentum.apply and key == "momentum"
+    )
+    if writes_key and not any(isinstance(group[key], torch.Tensor) for group in groups):
+
+        def write(_: Any, value: float) -> None:
+            for group in groups:
+                group[key] = value
+
+        return write
+    return lambda _, value: hp.apply(optimizer, value)
 
 
 def _positive_int(value: object, what: str, owner: str) -> int:

@@ -121,6 +121,40 @@ def test_single_group_key_leaves_other_groups_alone():
     assert probe.train == [[(0.01,), (0.001 * t,)] for t in range(4)]
 
 
+def test_tensor_lr_is_filled_in_place_at_every_step():
+    model = torch.nn.Linear(1, 1)
+    lr = torch.tensor(0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, foreach=False)
+
+    class ProbeTensor(Probe):
+        def _read(self, learner):
+            return float(learner.optimizer.param_groups[0]["lr"])
+
+    probe = ProbeTensor()
+    learner = Learner(
+        model,
+        regression_data(4, 8),
+        optimizer,
+        torch.nn.functional.mse_loss,
+        Scheduler({LearningRate: lambda t: 0.25 / (1 + t)}),
+        probe,
+        usedefaultcallbacks=False,
+    )
+    learner.fit(1)
+    assert optimizer.param_groups[0]["lr"] is lr
+    assert probe.train == [float(torch.tensor(0.25 / (1 + t))) for t in range(4)]
+
+
+def test_param_group_added_between_fits_is_scheduled():
+    probe = Probe()
+    learner = two_group_learner(Scheduler({LearningRate: lambda t: 0.001 * (t + 1)}), probe)
+    learner.fit(1)
+    extra = torch.nn.Parameter(torch.zeros(1))
+    learner.optimizer.add_param_group({"params": [extra], "lr": 9.0})
+    learner.fit(1)
+    assert probe.train[4:] == [[(0.001 * (t + 1),)] * 3 for t in range(4, 8)]
+
+
 def test_order_given_is_order_applied():
     probe = Probe()
     learner = two_group_learner(Scheduler((LearningRate, 0.2), (LearningRate(group=0), 0.3)), probe)

@@ -84,6 +84,7 @@ class Metric:
         self._count = 0
         self._pending: list[torch.Tensor] = []
         self._sizes: list[int] = []
+        self._restored = False  # kept values came from a checkpoint: maybe on another device
 
     def step(
         self, outputs: Any, targets: Any, loss: Any, n: int | None = None
@@ -103,14 +104,14 @@ class Metric:
     def _flush(self) -> None:
         if not self._pending:
             return
-        values = torch.stack(on_one_device(self._pending))
+        values = torch.stack(on_one_device(self._pending) if self._restored else self._pending)
         if values.device.type == "cpu":
             values = values.double()
         sizes = torch.tensor(self._sizes, dtype=values.dtype, device=values.device)
         total = values.mul_(sizes).sum()
         self._total = total if self._total is None else self._total.to(total.device).add_(total)
         self._count += sum(self._sizes)
-        self._pending, self._sizes = [], []
+        self._pending, self._sizes, self._restored = [], [], False
 
     def compute(self) -> float:
         """The weighted mean over the epoch so far (reads the device once).
@@ -139,6 +140,7 @@ class Metric:
         """Restores what :meth:`state_dict` returned."""
         self._total, self._count = state["total"], state["count"]
         self._pending, self._sizes = list(state["pending"]), list(state["sizes"])
+        self._restored = True
 
 
 class Loss(Metric):
@@ -196,12 +198,14 @@ class Accuracy(Metric):
         if len(self._pending) == 1:
             outputs, targets = self._pending[0], self._targets[0]
         else:
-            outputs = torch.cat(on_one_device(self._pending))
-            targets = torch.cat(on_one_device(self._targets))
+            restored = self._restored
+            outputs = torch.cat(on_one_device(self._pending) if restored else self._pending)
+            targets = torch.cat(on_one_device(self._targets) if restored else self._targets)
         hits = (outputs.argmax(dim=-1) == targets.to(outputs.device)).sum()
         self._total = hits if self._total is None else self._total.to(hits.device).add_(hits)
         self._count += sum(self._sizes)
         self._pending, self._targets, self._sizes, self._elements = [], [], [], 0
+        self._restored = False
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "targets": list(self._targets)}
