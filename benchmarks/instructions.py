@@ -45,10 +45,10 @@ def callgrind(*args: str) -> None:
     subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True, capture_output=True)
 
 
-def child(loop: str, workload: str, short: int, long: int) -> None:
+def child(loop: str, short: int, long: int) -> None:
     """Runs in the process under callgrind: counts only inside the two timed fits."""
     torch.set_num_threads(1)
-    base = workloads(fast=False)[workload]
+    base = workloads(fast=False)["tiny"]
     device = torch.device("cpu")
     runner = {
         "plain": plain_loop,
@@ -74,7 +74,7 @@ def total(path: str) -> int:
     raise RuntimeError(f"no totals in {path}")
 
 
-def per_step(loop: str, workload: str, short: int, long: int) -> float:
+def per_step(loop: str, short: int, long: int) -> float:
     """Instructions per training step of one loop, from a callgrind run of :func:`child`."""
     with tempfile.TemporaryDirectory() as folder:
         out = os.path.join(folder, "callgrind.out")
@@ -87,7 +87,6 @@ def per_step(loop: str, workload: str, short: int, long: int) -> float:
             os.path.abspath(__file__),
             "--child",
             loop,
-            workload,
             str(short),
             str(long),
         ]
@@ -98,8 +97,8 @@ def per_step(loop: str, workload: str, short: int, long: int) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        loop, workload, short, long = sys.argv[2:6]
-        child(loop, workload, int(short), int(long))
+        loop, short, long = sys.argv[2:5]
+        child(loop, int(short), int(long))
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", type=int, default=50, help="training steps of the short fit")
@@ -111,7 +110,7 @@ def main() -> None:
     print(f"{'workload':<8}  {'loop':<34}  {'instr/step':>11}  {'ratio':>6}")
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:  # one process per loop
         futures = {
-            label: pool.submit(per_step, loop, "tiny", args.short, args.long)
+            label: pool.submit(per_step, loop, args.short, args.long)
             for label, loop in LOOPS.items()
         }
         counts = {label: future.result() for label, future in futures.items()}

@@ -15,7 +15,8 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -135,6 +136,37 @@ class OptimizerHyperParameter(HyperParameter):
     def sethyperparameter(self, learner: Any, value: float) -> None:
         self.apply(learner.optimizer, value)
 
+    def writer(self, optimizer: torch.optim.Optimizer) -> Callable[[float], None]:
+        """``value -> apply(optimizer, value)``, made for the optimizer's groups as they are now.
+
+        Where every group holds the value as a plain number under :attr:`key` (``lr`` of SGD,
+        ``momentum``), the writer is a dict assignment per group, with no lookups per call; a
+        value held as a tensor (fused and capturable optimizers), in ``betas``, or set by a
+        subclass's own :meth:`apply` goes through :meth:`apply`.
+
+        Examples:
+            >>> import torch
+            >>> optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+            >>> write = LearningRate().writer(optimizer)
+            >>> write(0.05)
+            >>> optimizer.param_groups[0]["lr"]
+            0.05
+        """
+        groups = self.groups(optimizer)  # the optimizer's own list when every group is set
+        key = self.key
+        plain = type(self).apply in _KEY_APPLIES and all(
+            self.field(group) == key and not isinstance(group[key], torch.Tensor)
+            for group in groups
+        )
+        if not plain:
+            return functools.partial(self.apply, optimizer)
+
+        def write(value: float) -> None:
+            for group in groups:
+                group[key] = value
+
+        return write
+
     def __repr__(self) -> str:
         group = "" if self.group is None else f"group={self.group}"
         return f"{type(self).__name__}({group})"
@@ -199,3 +231,7 @@ class Momentum(OptimizerHyperParameter):
                     group["betas"] = (value, *betas[1:])
             else:
                 group["momentum"] = value
+
+
+# The apply methods that, for a group holding a plain number under the key, write group[key].
+_KEY_APPLIES = (OptimizerHyperParameter.apply, Momentum.apply)

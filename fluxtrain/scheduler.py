@@ -18,11 +18,11 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import torch
 
 from .access import Access, Read, Write, merge_stateaccess
 from .callback import Callback
@@ -36,35 +36,15 @@ from .schedule import UNITS, BaseSchedule
 from .scheduled import check_groups, parse_schedules, unit_times
 
 
-def _setter(hp: HyperParameter, learner: Any) -> Callable[[Any, float], None]:
-    """``hp.sethyperparameter``, or for a built-in optimizer hyperparameter a direct write to
-    the fit's optimizer: the same effect, with no lookups per step.
-
-    Where every param group holds the value as a plain number under one key (``lr`` of SGD,
-    ``momentum``), the write is a dict assignment per group; a value held as a tensor (fused and
-    capturable optimizers) or in ``betas`` goes through ``hp.apply``.
-    """
-    if type(hp).sethyperparameter is not OptimizerHyperParameter.sethyperparameter:
-        return hp.sethyperparameter
-    assert isinstance(hp, OptimizerHyperParameter)
-    optimizer = learner.optimizer
-    groups = hp.groups(optimizer)  # the optimizer's own list when every group is set
-    keys = {hp.field(group) for group in groups}
-    key = keys.pop() if len(keys) == 1 else None
-    if key is None:
-        return lambda _, value: hp.apply(optimizer, value)
-    apply = type(hp).apply
-    writes_key = (apply is OptimizerHyperParameter.apply and key == hp.key) or (
-        apply is Momentum.apply and key == "momentum"
-    )
-    if writes_key and not any(isinstance(group[key], torch.Tensor) for group in groups):
-
-        def write(_: Any, value: float) -> None:
-            for group in groups:
-                group[key] = value
-
-        return write
-    return lambda _, value: hp.apply(optimizer, value)
+def _setter(hp: HyperParameter, learner: Any) -> Callable[[float], None]:
+    """``value -> hp.sethyperparameter(learner, value)``; for a built-in optimizer
+    hyperparameter, its :meth:`~OptimizerHyperParameter.writer` for the fit's optimizer."""
+    if (
+        isinstance(hp, OptimizerHyperParameter)
+        and type(hp).sethyperparameter is OptimizerHyperParameter.sethyperparameter
+    ):
+        return hp.writer(learner.optimizer)
+    return functools.partial(hp.sethyperparameter, learner)
 
 
 def _positive_int(value: object, what: str, owner: str) -> int:
@@ -191,9 +171,9 @@ class Scheduler(Callback):
         t = times[0]
         if self._applied == t:  # the previous step was cancelled: forget its values
             self._drop_last()
-        for sethyperparameter, value_at, unit, record in self._loop:
+        for set_value, value_at, unit, record in self._loop:
             value = value_at(times[unit])
-            sethyperparameter(learner, value)
+            set_value(value)
             record((t, value))
         self._applied = t
         self._updates = self._fitstate.total_steps

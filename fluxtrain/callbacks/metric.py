@@ -149,16 +149,6 @@ class Loss(Metric):
     def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
         return loss
 
-    def step(
-        self, outputs: Any, targets: Any, loss: Any, n: int | None = None
-    ) -> torch.Tensor | None:
-        value = loss.detach()  # what Metric.step does, one call shorter: it runs every step
-        self._pending.append(value)
-        self._sizes.append(batch_size(targets) if n is None else n)
-        if len(self._pending) >= self.chunk:
-            self._flush()
-        return value
-
 
 class Accuracy(Metric):
     """Share of samples whose arg-max output (last dimension) equals the integer target.
