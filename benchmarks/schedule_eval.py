@@ -14,7 +14,7 @@ import statistics
 import timeit
 
 from fluxtrain.easings import linear, sineio
-from fluxtrain.keyframes import Schedule
+from fluxtrain.schedules.keyframes import Schedule
 
 NUMBER = 100_000
 REPEAT = 9

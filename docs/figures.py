@@ -41,7 +41,6 @@ from fluxtrain.easings import (
     sineio,
     stepease,
 )
-from fluxtrain.schedule import BaseSchedule
 from fluxtrain.schedules import (
     cyclical,
     onecycle_two_phase,
@@ -49,6 +48,7 @@ from fluxtrain.schedules import (
     sgdr,
     triangular,
 )
+from fluxtrain.schedules.base import BaseSchedule
 
 HERE = Path(__file__).resolve().parent
 DPI = 90

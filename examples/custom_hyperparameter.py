@@ -27,8 +27,8 @@ from fluxtrain import (
     Write,
 )
 from fluxtrain.easings import polyout, sineio
-from fluxtrain.keyframes import Schedule
 from fluxtrain.schedules import onecycle
+from fluxtrain.schedules.keyframes import Schedule
 
 
 class DropoutProb(HyperParameter):

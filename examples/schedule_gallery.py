@@ -12,7 +12,6 @@ from collections.abc import Callable
 import matplotlib
 import numpy as np
 
-from fluxtrain.schedule import BaseSchedule
 from fluxtrain.schedules import (
     constant,
     cooldown,
@@ -39,6 +38,7 @@ from fluxtrain.schedules import (
     warmup,
     warmup_stable_decay,
 )
+from fluxtrain.schedules.base import BaseSchedule
 
 STEPS = 100
 

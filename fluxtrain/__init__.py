@@ -27,9 +27,8 @@ from .callbacks.progress import ProgressPrinter as ProgressPrinter
 from .callbacks.recorder import Recorder as Recorder
 from .callbacks.stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
 from .callbacks.to_device import ToDevice as ToDevice
-from .checkpoint import CheckpointError as CheckpointError
-from .checkpoint import latest_checkpoint as latest_checkpoint
-from .checkpoint import load_checkpoint as load_checkpoint
+from .checkpoints.files import latest_checkpoint as latest_checkpoint
+from .checkpoints.files import load_checkpoint as load_checkpoint
 from .easings import expin as expin
 from .easings import expio as expio
 from .easings import expout as expout
@@ -60,6 +59,7 @@ from .exceptions import CancelEpoch as CancelEpoch
 from .exceptions import CancelFitting as CancelFitting
 from .exceptions import CancelStep as CancelStep
 from .exceptions import CancelUpdate as CancelUpdate
+from .exceptions import CheckpointError as CheckpointError
 from .exceptions import FluxTrainError as FluxTrainError
 from .exceptions import HyperParameterError as HyperParameterError
 from .exceptions import ScheduleError as ScheduleError
@@ -70,7 +70,6 @@ from .hyperparameters import LearningRate as LearningRate
 from .hyperparameters import Momentum as Momentum
 from .hyperparameters import OptimizerHyperParameter as OptimizerHyperParameter
 from .hyperparameters import WeightDecay as WeightDecay
-from .keyframes import Schedule as Schedule
 from .learner import Learner as Learner
 from .lr_finder import LRFinderResult as LRFinderResult
 from .lr_finder import lr_find as lr_find
@@ -84,11 +83,12 @@ from .phases import TrainingPhase as TrainingPhase
 from .phases import ValidationPhase as ValidationPhase
 from .plots import plot_hyperparams as plot_hyperparams
 from .plots import plot_schedule as plot_schedule
-from .schedule import BaseSchedule as BaseSchedule
-from .schedule import Constant as Constant
-from .schedule import FunctionSchedule as FunctionSchedule
 from .scheduler import Scheduler as Scheduler
 from .schedules import onecycle as onecycle
+from .schedules.base import BaseSchedule as BaseSchedule
+from .schedules.base import Constant as Constant
+from .schedules.base import FunctionSchedule as FunctionSchedule
+from .schedules.keyframes import Schedule as Schedule
 from .state import FitResult as FitResult
 from .torch_scheduler import TorchScheduler as TorchScheduler
 

@@ -21,7 +21,8 @@ from typing import Any
 
 
 class ScheduleClock:
-    """Counts steps and samples; tells the time in each unit of :data:`~fluxtrain.schedule.UNITS`.
+    """Counts steps and samples; tells the time in each unit of
+    :data:`~fluxtrain.schedules.base.UNITS`.
 
     Examples:
         >>> clock = ScheduleClock()

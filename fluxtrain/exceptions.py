@@ -29,6 +29,10 @@ class BatchError(FluxTrainError, ValueError):
     """A batch, an output or a loss does not have the shape the loop needs."""
 
 
+class CheckpointError(FluxTrainError):
+    """A checkpoint cannot be written, read, verified, or does not fit the learner."""
+
+
 class HyperParameterError(FluxTrainError, ValueError):
     """A hyperparameter cannot be set on the optimizer or model it targets."""
 

@@ -19,18 +19,18 @@ from typing import Any
 import torch
 
 from .callback import Callback
-from .dispatch import Handler, dispatch_table, with_defaults
+from .checkpoints.learner_state import learner_state
+from .checkpoints.resume import Resume, continue_epoch, load_learner_state, resume_fit
+from .checkpoints.rng import snapshot
+from .dispatch import CallbackRunner, with_defaults
 from .distributed import DataParallel, set_epoch
-from .events import EpochBegin, EpochEnd, Event, FitBegin, FitEnd
-from .exceptions import BatchError, Cancel, CancelEpoch, CancelFitting, CancelStep, FluxTrainError
-from .learner_state import learner_state
+from .events import EpochBegin, EpochEnd, FitBegin, FitEnd
+from .exceptions import BatchError, CancelEpoch, CancelFitting, CancelStep, FluxTrainError
 from .phases import AbstractTrainingPhase, Phase, TrainingPhase, ValidationPhase
-from .resume import Resume, continue_epoch, load_learner_state, resume_fit
-from .rng import snapshot
 from .state import Batch, CallbackState, Data, FitResult, FitState, to_data
 
 
-class Learner:
+class Learner(CallbackRunner):
     """Holds what training needs and runs it, firing events to callbacks.
 
     Args:
@@ -92,35 +92,7 @@ class Learner:
         self._resume: Resume | None = None
         self._epoch_rng: dict[str, Any] | None = None
         self._parallel = DataParallel()
-        self.callbacks: list[Callback] = []
-        self._handlers: dict[type[Event], tuple[Handler, ...]] = {}
         self._set_callbacks(with_defaults(callbacks, usedefaultcallbacks))
-
-    # -- callbacks -------------------------------------------------------------------------
-
-    def add_callback(self, callback: Callback) -> None:
-        """Adds a callback, initializes it, and orders all callbacks again."""
-        self._set_callbacks([*self.callbacks, callback])
-
-    def remove_callback(self, callback: Callback) -> None:
-        """Removes a callback (by identity) and orders the rest again."""
-        self._set_callbacks([c for c in self.callbacks if c is not callback])
-
-    def _set_callbacks(self, callbacks: list[Callback]) -> None:
-        self.callbacks, self._handlers = dispatch_table(self, callbacks)
-
-    def fire(self, event: type[Event], phase: Phase) -> None:
-        """Calls ``event``'s hook on every callback that implements it, in order."""
-        for hook, view in self._handlers[event]:
-            try:
-                hook(phase, view)
-            except Cancel as cancel:
-                if cancel.callback is None:
-                    cancel.callback = hook.__self__.name  # type: ignore[attr-defined]
-                raise
-            except Exception as error:
-                error.add_note(f"(raised in {hook.__self__.name}.{event.hook})")  # type: ignore[attr-defined]
-                raise
 
     # -- running ---------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, OptimizerHyperParameter
-from .schedule import BaseSchedule, as_schedule
+from .schedules.base import BaseSchedule, as_schedule
 
 
 class Scheduled(NamedTuple):
@@ -30,7 +30,7 @@ class Scheduled(NamedTuple):
 
     Examples:
         >>> from fluxtrain import LearningRate
-        >>> from fluxtrain.schedule import Constant
+        >>> from fluxtrain.schedules.base import Constant
         >>> Scheduled(LearningRate(), Constant(0.1)).n_groups is None
         True
     """
@@ -149,3 +149,39 @@ def unit_times(
             )
         return t * batch_size
     return t
+
+
+def positive_int(value: object, what: str, owner: str) -> int:
+    """``value`` if it is an int > 0; else a :class:`~fluxtrain.ScheduleError` naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ScheduleError(f"{owner}: {what} must be an int > 0, got {value!r}.")
+    return value
+
+
+def simulate(
+    entries: list[Scheduled],
+    n_epochs: int,
+    steps_per_epoch: int | None,
+    batch_size: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The values a fresh fit of ``n_epochs`` would apply: :meth:`fluxtrain.Scheduler.simulate`.
+
+    Examples:
+        >>> from fluxtrain import LearningRate
+        >>> simulate(parse_schedules(({LearningRate: lambda t: t},), "S"), 1, 2)
+        {'LearningRate': array([0., 1.])}
+    """
+    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
+        raise ScheduleError(f"simulate: n_epochs must be an int >= 0, got {n_epochs!r}.")
+    if steps_per_epoch is None:
+        raise ScheduleError(
+            "simulate: pass steps_per_epoch (training batches per epoch), e.g. "
+            "simulate(10, steps_per_epoch=len(train_loader))."
+        )
+    spe = positive_int(steps_per_epoch, "steps_per_epoch", "simulate")
+    return {
+        e.hyperparameter.name: np.asarray(
+            e.schedule(unit_times(e.schedule.unit, n_epochs, spe, batch_size)), dtype=float
+        )
+        for e in entries
+    }

@@ -32,8 +32,8 @@ from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
 from .ordering import NoConflict, Resolution, Unresolvable
 from .phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
-from .schedule import UNITS, BaseSchedule
-from .scheduled import check_groups, parse_schedules, unit_times
+from .scheduled import check_groups, parse_schedules, positive_int, simulate
+from .schedules.base import UNITS, BaseSchedule
 
 
 def _setter(hp: HyperParameter, learner: Any) -> Callable[[float], None]:
@@ -45,12 +45,6 @@ def _setter(hp: HyperParameter, learner: Any) -> Callable[[float], None]:
     ):
         return hp.writer(learner.optimizer)
     return functools.partial(hp.sethyperparameter, learner)
-
-
-def _positive_int(value: object, what: str, owner: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ScheduleError(f"{owner}: {what} must be an int > 0, got {value!r}.")
-    return value
 
 
 class Scheduler(Callback):
@@ -81,7 +75,7 @@ class Scheduler(Callback):
 
     Examples:
         >>> from fluxtrain import LearningRate, Momentum
-        >>> from fluxtrain.schedule import FunctionSchedule
+        >>> from fluxtrain.schedules.base import FunctionSchedule
         >>> scheduler = Scheduler((LearningRate, FunctionSchedule(lambda e: 0.1 * e, "epoch")),
         ...                       (Momentum, 0.9))
         >>> scheduler.simulate(1, 4)["LearningRate"]
@@ -98,7 +92,7 @@ class Scheduler(Callback):
     def __init__(self, *schedules: Any, steps_per_epoch: int | None = None) -> None:
         self.entries = parse_schedules(schedules, "Scheduler")
         if steps_per_epoch is not None:
-            _positive_int(steps_per_epoch, "steps_per_epoch", "Scheduler")
+            positive_int(steps_per_epoch, "steps_per_epoch", "Scheduler")
         self.steps_per_epoch = steps_per_epoch
         self._units = {e.schedule.unit for e in self.entries}
         self._counts_samples = "sample" in self._units
@@ -252,21 +246,8 @@ class Scheduler(Callback):
             >>> Scheduler({LearningRate: lambda t: 1 / (1 + t)}).simulate(1, 3)
             {'LearningRate': array([1.        , 0.5       , 0.33333333])}
         """
-        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
-            raise ScheduleError(f"simulate: n_epochs must be an int >= 0, got {n_epochs!r}.")
         spe = steps_per_epoch if steps_per_epoch is not None else self.steps_per_epoch
-        if spe is None:
-            raise ScheduleError(
-                "simulate: pass steps_per_epoch (training batches per epoch), e.g. "
-                "simulate(10, steps_per_epoch=len(train_loader))."
-            )
-        spe = _positive_int(spe, "steps_per_epoch", "simulate")
-        return {
-            e.hyperparameter.name: np.asarray(
-                e.schedule(unit_times(e.schedule.unit, n_epochs, spe, batch_size)), dtype=float
-            )
-            for e in self.entries
-        }
+        return simulate(self.entries, n_epochs, spe, batch_size)
 
     @classmethod
     def onecycle(

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from fluxtrain import FluxTrainError, LearningRate, Momentum
-from fluxtrain.keyframes import Schedule
 from fluxtrain.plots import plot_hyperparams, plot_schedule
 from fluxtrain.scheduler import Scheduler
+from fluxtrain.schedules.keyframes import Schedule
 from fluxtrain.testing import tiny_learner
 
 pytest.importorskip("matplotlib")

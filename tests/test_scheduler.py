@@ -21,9 +21,9 @@ from fluxtrain import (
     Write,
 )
 from fluxtrain.easings import sineio
-from fluxtrain.keyframes import Schedule
-from fluxtrain.schedule import BaseSchedule, FunctionSchedule
 from fluxtrain.scheduler import Scheduler
+from fluxtrain.schedules.base import BaseSchedule, FunctionSchedule
+from fluxtrain.schedules.keyframes import Schedule
 from fluxtrain.testing import Unsized, regression_data, tiny_learner
 
 

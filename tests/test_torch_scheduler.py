@@ -12,9 +12,9 @@ from fluxtrain import (
     WeightDecay,
 )
 from fluxtrain.easings import sineio
-from fluxtrain.keyframes import Schedule
-from fluxtrain.schedule import FunctionSchedule
 from fluxtrain.schedules import onecycle
+from fluxtrain.schedules.base import FunctionSchedule
+from fluxtrain.schedules.keyframes import Schedule
 from fluxtrain.torch_scheduler import TorchScheduler
 
 LR = Schedule([0, 1, 3], [0.01, 0.1, 0.001], sineio())  # epochs

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -26,70 +25,15 @@ from typing import Any
 
 from ..access import Read
 from ..callback import Callback
-from ..checkpoint import CheckpointError, read_manifest, write_checkpoint
+from ..checkpoints.files import write_checkpoint
+from ..checkpoints.learner_state import rank_states
+from ..checkpoints.manifest import read_manifest
+from ..checkpoints.resume import resume_point
+from ..checkpoints.rotation import clean_folder, rotate
 from ..distributed import broadcast_object, is_distributed, is_main_process
-from ..exceptions import FluxTrainError
-from ..learner_state import rank_states
+from ..exceptions import CheckpointError, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
-from ..resume import resume_point
 from .early_stopping import EarlyStopping
-
-_NAME = re.compile(r"checkpoint-(\d{6,})\.pt")
-
-
-def rotate(
-    entries: list[dict[str, Any]], keep_last: int, keep_best: int = 0, mode: str = "min"
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Splits manifest entries (oldest first) into those to keep and those to delete.
-
-    Kept: the newest ``keep_last``, the ``keep_best`` best by their ``"metric"`` (lowest for
-    ``mode="min"``; entries without a metric or with NaN do not compete), and always the newest.
-
-    Examples:
-        >>> entries = [{"file": f"c{i}", "metric": m} for i, m in enumerate([3.0, 1.0, 2.0, 4.0])]
-        >>> kept, dropped = rotate(entries, keep_last=1, keep_best=1)
-        >>> [e["file"] for e in kept], [e["file"] for e in dropped]
-        (['c1', 'c3'], ['c0', 'c2'])
-    """
-    keep = set(range(max(0, len(entries) - max(keep_last, 1)), len(entries)))
-    scored = [
-        (float(e["metric"]), i)
-        for i, e in enumerate(entries)
-        if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
-    ]
-    scored.sort(key=lambda pair: (pair[0] if mode == "min" else -pair[0], -pair[1]))
-    keep.update(i for _, i in scored[:keep_best])
-    kept = [e for i, e in enumerate(entries) if i in keep]
-    dropped = [e for i, e in enumerate(entries) if i not in keep]
-    return kept, dropped
-
-
-def clean_folder(folder: str | os.PathLike[str]) -> list[str]:
-    """Deletes leftovers of killed writers: temporary files, and checkpoints no manifest lists.
-
-    Returns:
-        The names of the deleted files.
-
-    Examples:
-        >>> import tempfile
-        >>> from pathlib import Path
-        >>> folder = Path(tempfile.mkdtemp())
-        >>> (folder / ".checkpoint-000001.pt.123.tmp").write_bytes(b"partial")
-        7
-        >>> clean_folder(folder)
-        ['.checkpoint-000001.pt.123.tmp']
-    """
-    folder = Path(folder)
-    manifest = read_manifest(folder) or {"checkpoints": []}
-    listed = {e.get("file") for e in manifest["checkpoints"]}
-    removed = []
-    for path in folder.iterdir():
-        stale = path.name.startswith(".") and path.name.endswith(".tmp")
-        orphan = _NAME.fullmatch(path.name) is not None and path.name not in listed
-        if (stale or orphan) and path.is_file():
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-    return removed
 
 
 def _count(value: Any, what: str, low: int) -> Any:
@@ -104,7 +48,7 @@ class Checkpointer(Callback):
     """Saves :meth:`Learner.state_dict <fluxtrain.Learner.state_dict>` into ``folder``.
 
     Writes are atomic and listed in ``folder/manifest.json`` with their sha256 (see
-    :mod:`fluxtrain.checkpoint`), so ``fit(n, resume="latest")`` always finds a complete
+    :mod:`fluxtrain.checkpoints.files`), so ``fit(n, resume="latest")`` always finds a complete
     checkpoint and skips a damaged one. A checkpoint is written at the end of every
     ``every_epochs``-th epoch of a fit (after validation), after every ``every_steps``-th
     training step, when the fit ends (completed or cancelled; unless the last one was of that
