@@ -6,10 +6,11 @@ hook receives a :class:`ProtectedLearner` built once per callback: reading or wr
 was not declared raises :class:`~fluxtrain.StateAccessError` naming the callback, the path and
 the fix.
 
-Paths: ``model``, ``optimizer``, ``loss_fn``, ``data``, ``callbacks``, ``fitstate``,
-``batch`` (or one of ``batch.inputs``, ``batch.targets``, ``batch.outputs``, ``batch.loss``)
-and ``cbstate`` (or ``cbstate.<name>`` for one entry, e.g. ``cbstate.history``).
-``Write`` implies ``Read``.
+Paths: ``model``, ``optimizer`` (every optimizer: ``learner.optimizer`` and
+``learner.optimizers``), ``loss_fn``, ``data``, ``callbacks``, ``fitstate``, ``batch`` (or one of
+``batch.inputs``, ``batch.targets``, ``batch.outputs``, ``batch.loss``, ``batch.updating``,
+``batch.updated``) and ``cbstate`` (or ``cbstate.<name>`` for one entry, e.g.
+``cbstate.history``). ``Write`` implies ``Read``.
 
 Examples:
     >>> check_stateaccess("Mine", {"batch.loss": Read, "cbstate.history": Write})
@@ -41,7 +42,7 @@ Read = Access.Read
 Write = Access.Write
 
 ROOTS = ("model", "optimizer", "loss_fn", "data", "callbacks", "fitstate", "batch", "cbstate")
-BATCH_FIELDS = ("inputs", "targets", "outputs", "loss")
+BATCH_FIELDS = ("inputs", "targets", "outputs", "loss", "updating", "updated")
 
 
 def check_stateaccess(owner: str, stateaccess: Mapping[str, Access]) -> dict[str, Access]:
@@ -156,9 +157,10 @@ class ProtectedLearner:
             if rest:
                 nested.setdefault(head, {})[rest] = access
                 continue
-            reads.add(head)
+            heads = ("optimizer", "optimizers") if head == "optimizer" else (head,)
+            reads.update(heads)
             if access is Write:
-                writes.add(head)
+                writes.update(heads)
         children = {
             head: ProtectedLearner(getattr(target, head), owner, sub, f"{prefix}{head}.")
             for head, sub in nested.items()
@@ -194,7 +196,8 @@ class ProtectedLearner:
         return sorted(self._reads | set(self._children))
 
     def _error(self, name: str, access: Access) -> StateAccessError:
-        path = self._prefix + name
+        declared = "optimizer" if name == "optimizers" and not self._prefix else name
+        path = self._prefix + declared
         verb = "reads" if access is Read else "writes"
         return StateAccessError(
             f"{self._owner} {verb} learner.{path}, which {self._owner}.stateaccess does not "

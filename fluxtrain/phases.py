@@ -17,8 +17,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
+from .batches import compute_loss, split
+from .batches import forward as run_model
 from .events import BackwardBegin, BackwardEnd, LossBegin, StepBegin, StepEnd
-from .exceptions import BatchError, CancelUpdate
+from .exceptions import CancelUpdate, FluxTrainError
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -38,6 +40,46 @@ class Phase:
         """Wraps every epoch (and a lone :meth:`Learner.step`) of this phase."""
         yield
 
+    # -- the pieces of a step, each firing its event ----------------------------------------
+
+    def begin(self, learner: Learner, batch: Any) -> None:
+        """Sets ``batch.inputs`` and ``batch.targets`` from ``batch`` and fires ``StepBegin``.
+
+        The batch is read by the conventions of :mod:`fluxtrain.batches` (a mapping, a pair,
+        or inputs only).
+        """
+        state = learner.batch
+        state.inputs, state.targets = split(batch)
+        state.outputs = state.loss = None
+        state.updating, state.updated = (), False
+        learner.fire(StepBegin, self)
+
+    def forward(self, learner: Learner, model: Any = None, inputs: Any = None) -> Any:
+        """Runs ``model`` (the learner's) on ``inputs`` (the batch's), sets ``batch.outputs``
+        and fires ``LossBegin``; returns the outputs.
+
+        Tuple or list inputs are unpacked, ``model(*inputs)``, a mapping is passed as
+        keywords, ``model(**inputs)`` (:func:`fluxtrain.batches.forward`).
+        """
+        state = learner.batch
+        state.outputs = outputs = run_model(
+            learner.model if model is None else model, state.inputs if inputs is None else inputs
+        )
+        learner.fire(LossBegin, self)
+        return outputs
+
+    def loss(self, learner: Learner) -> torch.Tensor:
+        """Sets and returns ``batch.loss``: ``loss_fn(outputs, targets)``, or the model's own
+        loss when ``loss_fn`` is ``None`` (:func:`fluxtrain.batches.compute_loss`)."""
+        state = learner.batch
+        state.loss = loss = compute_loss(learner.loss_fn, state.outputs, state.targets)
+        return loss
+
+    def end(self, learner: Learner) -> None:
+        """Fires ``StepEnd``; in a training phase, first counts the step if an optimizer
+        stepped in it."""
+        learner.fire(StepEnd, self)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
@@ -45,8 +87,20 @@ class Phase:
 class AbstractTrainingPhase(Phase):
     """Base of phases that update the model: the model is put in ``train()`` mode.
 
-    A custom training step calls ``learner.fitstate.count_step()`` once the optimizer has
-    stepped, before firing ``StepEnd``, so that counters and ``FitResult`` see the step.
+    Besides the pieces every phase has (:meth:`~Phase.begin`, :meth:`~Phase.forward`,
+    :meth:`~Phase.loss`, :meth:`end`), a training step has :meth:`backward` and
+    :meth:`update`, once per optimizer update:
+
+    .. code-block:: python
+
+        def step(self, learner, batch):
+            self.begin(learner, batch)                       # StepBegin
+            fake = self.forward(learner, gan.generator, z)   # LossBegin
+            loss_d = ...
+            if self.backward(learner, loss_d, "discriminator"):  # BackwardBegin, BackwardEnd
+                self.update(learner)                          # optimizer.step(), zero_grad()
+            ...
+            self.end(learner)                                # counted, StepEnd
     """
 
     name = "train"
@@ -55,6 +109,48 @@ class AbstractTrainingPhase(Phase):
     def context(self, learner: Learner) -> Iterator[None]:
         learner.model.train()
         yield
+
+    def backward(self, learner: Learner, loss: torch.Tensor, *optimizers: str) -> bool:
+        """Backpropagates ``loss`` for an update of ``optimizers`` (names; all by default).
+
+        Sets ``batch.loss`` and ``batch.updating``, fires ``BackwardBegin``, runs ``backward``
+        and fires ``BackwardEnd``, where callbacks act on the gradients of those optimizers
+        (unscaling, clipping). With a subset of the optimizers, gradients flow only into their
+        parameters (``backward(inputs=...)``), so another optimizer's gradients stay as they
+        were.
+
+        Returns:
+            ``False`` when a callback skipped the update (``CancelUpdate``, e.g. while
+            accumulating gradients): then do not call :meth:`update`.
+        """
+        state = learner.batch
+        state.loss = loss
+        state.updating = names = updating(learner, optimizers)
+        learner.fire(BackwardBegin, self)
+        if len(names) == len(learner.optimizers):
+            state.loss.backward()
+        else:
+            state.loss.backward(inputs=parameters_of(learner, names))
+        try:
+            learner.fire(BackwardEnd, self)
+        except CancelUpdate:
+            return False
+        return True
+
+    def update(self, learner: Learner) -> None:
+        """Steps the optimizers of the last :meth:`backward` and sets their gradients to
+        ``None``."""
+        optimizers = learner.optimizers
+        for name in learner.batch.updating:
+            optimizer = optimizers[name]
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+        learner.batch.updated = True
+
+    def end(self, learner: Learner) -> None:
+        if learner.batch.updated:
+            learner.fitstate.count_step()
+        learner.fire(StepEnd, self)
 
 
 class AbstractValidationPhase(Phase):
@@ -73,47 +169,11 @@ class AbstractValidationPhase(Phase):
             learner.model.train(was_training)
 
 
-def unpack(batch: Any) -> tuple[Any, Any]:
-    """Splits a batch into ``(inputs, targets)``, with a clear error for anything else.
-
-    Examples:
-        >>> unpack((1, 2))
-        (1, 2)
-    """
-    if type(batch) is tuple and len(batch) == 2:
-        return batch
-    if isinstance(batch, (tuple, list)) and len(batch) == 2:
-        return batch[0], batch[1]
-    shape = (
-        f"{type(batch).__name__} of length {len(batch)}"
-        if hasattr(batch, "__len__")
-        else (type(batch).__name__)
-    )
-    raise BatchError(
-        f"A batch must be a pair (inputs, targets), got a {shape}. Make the data yield "
-        f"(inputs, targets) tuples, e.g. a DataLoader over a TensorDataset(inputs, targets), "
-        f"or write a custom phase whose step unpacks your batch."
-    )
-
-
-def compute_loss(learner: Learner, outputs: Any, targets: Any) -> torch.Tensor:
-    """``loss_fn(outputs, targets)``, checked to be a scalar tensor."""
-    loss = learner.loss_fn(outputs, targets)
-    if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-        got = (
-            f"a tensor of shape {tuple(loss.shape)}"
-            if isinstance(loss, torch.Tensor)
-            else (f"a {type(loss).__name__}")
-        )
-        raise BatchError(
-            f"loss_fn must return a scalar tensor, got {got}. Reduce it, e.g. with "
-            f"reduction='mean' or by calling .mean() on the per-sample losses."
-        )
-    return loss
-
-
 class TrainingPhase(AbstractTrainingPhase):
-    """Forward, loss, backward, optimizer update.
+    """Forward, loss, backward, update of every optimizer: the default training step.
+
+    Its :meth:`step` is written with the pieces of :class:`AbstractTrainingPhase`; a custom
+    training step (two optimizers, two losses) overrides :meth:`step` with the same pieces.
 
     Examples:
         >>> from fluxtrain.testing import tiny_learner
@@ -124,24 +184,12 @@ class TrainingPhase(AbstractTrainingPhase):
     """
 
     def step(self, learner: Learner, batch: Any) -> None:
-        fire, state = learner.fire, learner.batch
-        state.inputs, state.targets = unpack(batch)
-        state.outputs = state.loss = None
-        fire(StepBegin, self)
-        state.outputs = learner.model(state.inputs)
-        fire(LossBegin, self)
-        state.loss = compute_loss(learner, state.outputs, state.targets)
-        fire(BackwardBegin, self)
-        state.loss.backward()
-        try:
-            fire(BackwardEnd, self)
-        except CancelUpdate:
-            pass
-        else:
-            learner.optimizer.step()
-            learner.optimizer.zero_grad(set_to_none=True)
-            learner.fitstate.count_step()
-        fire(StepEnd, self)
+        self.begin(learner, batch)
+        self.forward(learner)
+        loss = self.loss(learner)
+        if self.backward(learner, loss):
+            self.update(learner)
+        self.end(learner)
 
 
 class ValidationPhase(AbstractValidationPhase):
@@ -156,11 +204,33 @@ class ValidationPhase(AbstractValidationPhase):
     """
 
     def step(self, learner: Learner, batch: Any) -> None:
-        fire, state = learner.fire, learner.batch
-        state.inputs, state.targets = unpack(batch)
-        state.outputs = state.loss = None
-        fire(StepBegin, self)
-        state.outputs = learner.model(state.inputs)
-        fire(LossBegin, self)
-        state.loss = compute_loss(learner, state.outputs, state.targets)
-        fire(StepEnd, self)
+        self.begin(learner, batch)
+        self.forward(learner)
+        self.loss(learner)
+        self.end(learner)
+
+
+def updating(learner: Learner, names: tuple[str, ...]) -> tuple[str, ...]:
+    """The optimizer names an update is for: ``names`` checked, or all of the learner's.
+
+    Examples:
+        >>> from fluxtrain.testing import tiny_learner
+        >>> updating(tiny_learner(), ())
+        ('optimizer',)
+    """
+    optimizers = learner.optimizers
+    if not names:
+        return learner.optimizer_names
+    unknown = [n for n in names if n not in optimizers]
+    if unknown:
+        raise FluxTrainError(
+            f"backward: no optimizer named {', '.join(map(repr, unknown))}; the learner's "
+            f"optimizers are {', '.join(map(repr, optimizers))}."
+        )
+    return names
+
+
+def parameters_of(learner: Learner, names: tuple[str, ...]) -> list[torch.Tensor]:
+    """The parameters the optimizers ``names`` update."""
+    optimizers = learner.optimizers
+    return [p for name in names for group in optimizers[name].param_groups for p in group["params"]]

@@ -20,18 +20,30 @@ from .exceptions import FluxTrainError
 class Batch:
     """State of the current step: ``inputs`` and ``targets``, then ``outputs``, then ``loss``.
 
+    Attributes:
+        inputs: What the model is called with (see :mod:`fluxtrain.batches`).
+        targets: What the loss and the metrics compare with; ``None`` for inputs-only batches.
+        outputs: The model's outputs.
+        loss: The loss of the last forward (a scalar tensor).
+        updating: Names of the optimizers the backward and update in progress are for, from
+            ``BackwardBegin`` to the update; ``()`` before the first backward of a step.
+        updated: Whether an optimizer stepped in this step (a step that only accumulated
+            gradients did not).
+
     Examples:
         >>> Batch()
-        Batch(inputs=None, targets=None, outputs=None, loss=None)
+        Batch(inputs=None, targets=None, outputs=None, loss=None, updating=(), updated=False)
     """
 
-    __slots__ = ("inputs", "targets", "outputs", "loss")
+    __slots__ = ("inputs", "targets", "outputs", "loss", "updating", "updated")
 
     def __init__(self) -> None:
         self.inputs: Any = None
         self.targets: Any = None
         self.outputs: Any = None
         self.loss: Any = None
+        self.updating: tuple[str, ...] = ()
+        self.updated = False
 
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)

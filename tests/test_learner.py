@@ -222,7 +222,10 @@ def test_non_scalar_loss_is_a_clear_error():
 def test_batch_that_is_not_a_pair_is_a_clear_error():
     learner = tiny_learner()
     x = torch.zeros(4, 1)
-    with pytest.raises(BatchError, match=r"pair \(inputs, targets\), got a tuple of length 3"):
+    with pytest.raises(
+        BatchError,
+        match=r"\(inputs, targets\), \(inputs,\) or a mapping .*, got a tuple of length 3",
+    ):
         learner.fit(1, [(x, x, x)])
     with pytest.raises(BatchError, match=r"got a Tensor of length 4"):
         learner.fit(1, [x])
@@ -232,7 +235,12 @@ def test_batch_that_is_not_a_pair_is_a_clear_error():
     "kwargs, match",
     [
         ({"model": "net"}, "model must be a torch.nn.Module, got str"),
-        ({"optimizer": None}, "optimizer must be a torch.optim.Optimizer, got NoneType"),
+        (
+            {"optimizer": None},
+            "optimizer must be a torch.optim.Optimizer or a dict .* got NoneType",
+        ),
+        ({"optimizer": {"g": "sgd"}}, "optimizer 'g' must be a torch.optim.Optimizer, got str"),
+        ({"optimizer": {}}, "optimizer must be a torch.optim.Optimizer or a dict .* got dict"),
         ({"loss_fn": 3}, "loss_fn must be callable"),
         ({"data": 5}, "training data must be an iterable .* got int"),
         ({"data": torch.zeros(3)}, "single tensor"),
