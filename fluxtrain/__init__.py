@@ -6,13 +6,13 @@ from .access import Read as Read
 from .access import Write as Write
 from .callback import Callback as Callback
 from .callback import CustomCallback as CustomCallback
+from .callbacks.accumulation import GradientAccumulation as GradientAccumulation
 from .callbacks.backends import CSVBackend as CSVBackend
 from .callbacks.backends import LoggerBackend as LoggerBackend
 from .callbacks.backends import TensorBoardBackend as TensorBoardBackend
 from .callbacks.checkpointer import Checkpointer as Checkpointer
 from .callbacks.custom import throttle as throttle
 from .callbacks.early_stopping import EarlyStopping as EarlyStopping
-from .callbacks.gradients import GradientAccumulation as GradientAccumulation
 from .callbacks.gradients import GradientClipNorm as GradientClipNorm
 from .callbacks.gradients import GradientClipping as GradientClipping
 from .callbacks.logging import LogHyperParams as LogHyperParams

@@ -62,33 +62,69 @@ class HyperParameter:
             f"{type(self).__name__} must implement sethyperparameter(self, learner, value)."
         )
 
+    def setter(self, learner: Any) -> Callable[[float], None]:
+        """``value -> sethyperparameter(learner, value)``, made once per fit by the Scheduler."""
+        return functools.partial(self.sethyperparameter, learner)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
 class OptimizerHyperParameter(HyperParameter):
-    """A hyperparameter held in the optimizer's param groups under :attr:`key`.
+    """A hyperparameter held in the optimizers' param groups under :attr:`key`.
 
     Args:
         group: Index of the one param group to set; ``None`` sets every group.
+        optimizer: Name of the one optimizer to set, for a learner with several
+            (``Learner(..., {"generator": opt_g, "discriminator": opt_d}, ...)``); ``None``
+            sets every optimizer.
+
+    Examples:
+        >>> LearningRate(optimizer="discriminator", group=1).name
+        'LearningRate[optimizer=discriminator,group=1]'
     """
 
     stateaccess = {"optimizer": Write}
     key: ClassVar[str] = ""
 
-    def __init__(self, group: int | None = None) -> None:
+    def __init__(self, group: int | None = None, optimizer: str | None = None) -> None:
         if group is not None and (isinstance(group, bool) or not isinstance(group, int)):
             raise HyperParameterError(
                 f"{type(self).__name__}: group must be an int index or None, got {group!r}."
             )
         if group is not None and group < 0:
             raise HyperParameterError(f"{type(self).__name__}: group must be >= 0, got {group}.")
+        if optimizer is not None and not (isinstance(optimizer, str) and optimizer):
+            raise HyperParameterError(
+                f"{type(self).__name__}: optimizer must be the name of one of the learner's "
+                f"optimizers or None, got {optimizer!r}."
+            )
         self.group = group
+        self.optimizer = optimizer
 
     @property
     def name(self) -> str:
+        parts = [f"optimizer={self.optimizer}"] * (self.optimizer is not None)
+        parts += [f"group={self.group}"] * (self.group is not None)
         base = type(self).__name__
-        return base if self.group is None else f"{base}[group={self.group}]"
+        return f"{base}[{','.join(parts)}]" if parts else base
+
+    def targets(self, learner: Any) -> list[torch.optim.Optimizer]:
+        """The learner's optimizers this hyperparameter sets (all, or the one named).
+
+        Raises:
+            HyperParameterError: ``optimizer=`` names none of the learner's optimizers.
+        """
+        optimizers = learner.optimizers
+        if self.optimizer is None:
+            return list(optimizers.values())
+        if self.optimizer not in optimizers:
+            raise HyperParameterError(
+                f"{self.name}: the learner has no optimizer named {self.optimizer!r}; its "
+                f"optimizers are {', '.join(map(repr, optimizers))}. Pass one of those as "
+                f"optimizer=, or None to set every optimizer."
+            )
+        return [optimizers[self.optimizer]]
 
     def groups(self, optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
         """The param groups this hyperparameter sets."""
@@ -113,7 +149,8 @@ class OptimizerHyperParameter(HyperParameter):
                 )
 
     def check(self, learner: Any) -> None:
-        self.check_optimizer(learner.optimizer)
+        for optimizer in self.targets(learner):
+            self.check_optimizer(optimizer)
 
     def field(self, group: Mapping[str, Any]) -> str | None:
         """The param-group key that holds this hyperparameter, or ``None``."""
@@ -134,7 +171,23 @@ class OptimizerHyperParameter(HyperParameter):
                 group[key] = value
 
     def sethyperparameter(self, learner: Any, value: float) -> None:
-        self.apply(learner.optimizer, value)
+        for optimizer in self.targets(learner):
+            self.apply(optimizer, value)
+
+    def setter(self, learner: Any) -> Callable[[float], None]:
+        """The :meth:`writer` of each optimizer this sets, unless a subclass overrides
+        :meth:`sethyperparameter` (then that is called)."""
+        if type(self).sethyperparameter is not OptimizerHyperParameter.sethyperparameter:
+            return super().setter(learner)
+        writers = [self.writer(optimizer) for optimizer in self.targets(learner)]
+        if len(writers) == 1:
+            return writers[0]
+
+        def write_all(value: float) -> None:
+            for write in writers:
+                write(value)
+
+        return write_all
 
     def writer(self, optimizer: torch.optim.Optimizer) -> Callable[[float], None]:
         """``value -> apply(optimizer, value)``, made for the optimizer's groups as they are now.
@@ -168,8 +221,9 @@ class OptimizerHyperParameter(HyperParameter):
         return write
 
     def __repr__(self) -> str:
-        group = "" if self.group is None else f"group={self.group}"
-        return f"{type(self).__name__}({group})"
+        optimizer = [f"optimizer={self.optimizer!r}"] * (self.optimizer is not None)
+        group = [f"group={self.group}"] * (self.group is not None)
+        return f"{type(self).__name__}({', '.join(group + optimizer)})"
 
 
 class LearningRate(OptimizerHyperParameter):

@@ -63,14 +63,17 @@ def parse_schedules(args: tuple[Any, ...], owner: str) -> list[Scheduled]:
     entries: list[Scheduled] = []
     for key, value in pairs:
         if isinstance(value, (list, tuple)):
-            if not (isinstance(key, type) and issubclass(key, OptimizerHyperParameter)):
+            is_class = isinstance(key, type) and issubclass(key, OptimizerHyperParameter)
+            if not (is_class or (isinstance(key, OptimizerHyperParameter) and key.group is None)):
                 raise HyperParameterError(
                     f"{owner}: a list of schedules (one per param group) needs an optimizer "
-                    f"hyperparameter class as its key, such as LearningRate, got {key!r}. Give "
-                    f"{key!r} a single schedule."
+                    f"hyperparameter class as its key, such as LearningRate, or an instance "
+                    f"without group=, such as LearningRate(optimizer='generator'), got {key!r}. "
+                    f"Give {key!r} a single schedule."
                 )
+            kind, name = (key, None) if is_class else (type(key), key.optimizer)
             for group, item in enumerate(value):
-                one = key(group=group)
+                one = kind(group=group, optimizer=name)
                 entries.append(
                     Scheduled(one, as_schedule(item, f"{owner}[{one.name}]"), len(value))
                 )

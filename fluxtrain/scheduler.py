@@ -18,7 +18,6 @@ Examples:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -34,17 +33,6 @@ from .ordering import NoConflict, Resolution, Unresolvable
 from .phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
 from .scheduled import check_groups, parse_schedules, positive_int, simulate
 from .schedules.base import UNITS, BaseSchedule
-
-
-def _setter(hp: HyperParameter, learner: Any) -> Callable[[float], None]:
-    """``value -> hp.sethyperparameter(learner, value)``; for a built-in optimizer
-    hyperparameter, its :meth:`~OptimizerHyperParameter.writer` for the fit's optimizer."""
-    if (
-        isinstance(hp, OptimizerHyperParameter)
-        and type(hp).sethyperparameter is OptimizerHyperParameter.sethyperparameter
-    ):
-        return hp.writer(learner.optimizer)
-    return functools.partial(hp.sethyperparameter, learner)
 
 
 class Scheduler(Callback):
@@ -137,9 +125,11 @@ class Scheduler(Callback):
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
         for entry in self.entries:
-            if entry.n_groups is not None:
-                check_groups(entry, learner.optimizer, "Scheduler")
-            entry.hyperparameter.check(learner)
+            hp = entry.hyperparameter
+            if entry.n_groups is not None and isinstance(hp, OptimizerHyperParameter):
+                for optimizer in hp.targets(learner):
+                    check_groups(entry, optimizer, "Scheduler")
+            hp.check(learner)
         self._start_clock(learner.fitstate)
         self._fitstate = learner.fitstate
         cbstate = learner.cbstate
@@ -149,7 +139,7 @@ class Scheduler(Callback):
         self._lists = [records.setdefault(name, []) for name in self.names]
         self._loop = tuple(
             (
-                _setter(e.hyperparameter, learner),
+                e.hyperparameter.setter(learner),
                 e.schedule.scalar,
                 UNITS.index(e.schedule.unit),
                 records_of.append,

@@ -279,7 +279,7 @@ def test_unresolvable_unit_says_what_to_pass(unit):
             HyperParameterError,
             r"LearningRate\[group=1\] is scheduled more than once",
         ),
-        (({LearningRate(): [0.1, 0.2]},), HyperParameterError, "a list of schedules"),
+        (({LearningRate(group=0): [0.1, 0.2]},), HyperParameterError, "a list of schedules"),
         ((), HyperParameterError, "at least one"),
     ],
 )

@@ -9,6 +9,7 @@ Examples:
     True
 """
 
+from .accumulation import GradientAccumulation as GradientAccumulation
 from .backends import CSVBackend as CSVBackend
 from .backends import LoggerBackend as LoggerBackend
 from .backends import TensorBoardBackend as TensorBoardBackend
@@ -16,7 +17,6 @@ from .checkpointer import Checkpointer as Checkpointer
 from .custom import throttle as throttle
 from .defaults import default_callbacks as default_callbacks
 from .early_stopping import EarlyStopping as EarlyStopping
-from .gradients import GradientAccumulation as GradientAccumulation
 from .gradients import GradientClipNorm as GradientClipNorm
 from .gradients import GradientClipping as GradientClipping
 from .logging import LogHyperParams as LogHyperParams

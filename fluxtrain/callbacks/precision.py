@@ -1,10 +1,19 @@
-"""MixedPrecision: autocast for the forward pass and loss, a GradScaler for float16.
+"""MixedPrecision: autocast for the forward passes and losses, a GradScaler for float16.
 
-With ``dtype=torch.float16`` the loss is scaled before ``backward()`` and the gradients are
-unscaled at ``BackwardEnd`` (before any other callback sees them, so gradient clipping sees
-true gradients). A step whose gradients hold inf or NaN is skipped through ``CancelStep``: the
-optimizer does not step, the step is not counted (schedules do not advance), and the skip is
-counted in ``cbstate.mixed_precision["skipped_steps"]``. ``bfloat16`` needs no scaler.
+Autocast is entered at ``StepBegin``, left at ``BackwardBegin`` (backward runs outside it, as
+torch recommends) and entered again at ``BackwardEnd`` for the next forward of a step that
+updates several optimizers; it is left at ``StepEnd``.
+
+With ``dtype=torch.float16`` the gradient of the loss is scaled in ``backward()`` (a hook on
+the loss, so ``batch.loss`` and the metrics keep the true loss) and the gradients of the
+optimizers in ``batch.updating`` are unscaled at ``BackwardEnd``, before any other callback sees
+them, so gradient clipping sees true gradients. One ``GradScaler`` serves every optimizer (as
+torch's guide for several losses and optimizers does): each is unscaled once per step and the
+scale is updated once, at ``StepEnd``. An update whose gradients hold inf or NaN is skipped
+through ``CancelUpdate``: that optimizer does not step, its gradients are dropped, a step in
+which no optimizer stepped is not counted (schedules do not advance), ``StepEnd`` still fires,
+and the skip is counted in ``cbstate.mixed_precision["skipped_steps"]``. ``bfloat16`` needs no
+scaler.
 
 Examples:
     >>> import torch
@@ -22,8 +31,9 @@ import torch
 
 from ..access import Read, Write
 from ..callback import Callback
-from ..exceptions import CancelStep, FluxTrainError
+from ..exceptions import CancelUpdate, FluxTrainError
 from ..phases import Phase
+from .accumulation import GradientAccumulation
 
 
 class MixedPrecision(Callback):
@@ -38,11 +48,13 @@ class MixedPrecision(Callback):
     """
 
     stateaccess = {
-        "batch.loss": Write,
+        "batch.loss": Read,
+        "batch.updating": Read,
         "optimizer": Read,
         "model": Read,
         "cbstate.mixed_precision": Write,
     }
+    runafter = (GradientAccumulation,)  # an accumulating micro-batch is not unscaled
 
     def __init__(
         self,
@@ -65,8 +77,6 @@ class MixedPrecision(Callback):
         self.scaler: torch.amp.GradScaler | None = None
         self.skipped_steps = 0
         self._autocast: Any = None
-        self._loss: Any = None
-        self._scaled: Any = None
         self._unscaled = False
 
     def init(self, learner: Any) -> None:
@@ -86,34 +96,34 @@ class MixedPrecision(Callback):
             )
 
     def on_step_begin(self, phase: Phase, learner: Any) -> None:
-        self._exit()
-        self._autocast = torch.autocast(self.device_type or "cpu", dtype=self.dtype)
-        self._autocast.__enter__()
+        self._enter()
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         self._exit()
-        if self.scaler is not None:
-            self._loss = learner.batch.loss
-            self._scaled = self.scaler.scale(self._loss)
-            learner.batch.loss = self._scaled
+        scaler = self.scaler
+        if scaler is not None:
+            loss = learner.batch.loss
+            loss.register_hook(lambda grad: scaler.scale(grad).to(grad.dtype))
 
     def on_backward_end(self, phase: Phase, learner: Any) -> None:
+        self._enter()  # for a further forward in this step
         scaler = self.scaler
         if scaler is None:
             return
-        if learner.batch.loss is self._scaled:  # not yet restored by an outer callback
-            learner.batch.loss = self._loss
-        optimizer = learner.optimizer
-        scaler.unscale_(optimizer)
+        optimizers = learner.optimizers
+        found = 0.0
+        for name in learner.batch.updating:
+            optimizer = optimizers[name]
+            scaler.unscale_(optimizer)
+            states = scaler._per_optimizer_states[id(optimizer)]["found_inf_per_device"]
+            found += sum(float(v) for v in states.values())
         self._unscaled = True
-        found = scaler._per_optimizer_states[id(optimizer)]["found_inf_per_device"]
-        if sum(float(v) for v in found.values()):
-            optimizer.zero_grad(set_to_none=True)
-            scaler.update()
-            self._unscaled = False
+        if found:
+            for name in learner.batch.updating:
+                optimizers[name].zero_grad(set_to_none=True)
             self.skipped_steps += 1
             learner.cbstate.mixed_precision["skipped_steps"] = self.skipped_steps
-            raise CancelStep(f"inf or NaN gradients at loss scale {scaler.get_scale():g}")
+            raise CancelUpdate(f"inf or NaN gradients at loss scale {scaler.get_scale():g}")
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
         self._exit()
@@ -123,6 +133,11 @@ class MixedPrecision(Callback):
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
         self._exit()
+
+    def _enter(self) -> None:
+        self._exit()
+        self._autocast = torch.autocast(self.device_type or "cpu", dtype=self.dtype)
+        self._autocast.__enter__()
 
     def _exit(self) -> None:
         if self._autocast is not None:
