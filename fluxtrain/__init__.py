@@ -27,6 +27,8 @@ from .callbacks.progress import ProgressPrinter as ProgressPrinter
 from .callbacks.recorder import Recorder as Recorder
 from .callbacks.stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
 from .callbacks.to_device import ToDevice as ToDevice
+from .callbacks.wrapped_metrics import FunctionMetric as FunctionMetric
+from .callbacks.wrapped_metrics import TorchMetric as TorchMetric
 from .checkpoints.files import latest_checkpoint as latest_checkpoint
 from .checkpoints.files import load_checkpoint as load_checkpoint
 from .easings import expin as expin
@@ -126,6 +128,7 @@ __all__ = [
     "FitResult",
     "FluxTrainError",
     "funcease",
+    "FunctionMetric",
     "FunctionSchedule",
     "GradientAccumulation",
     "GradientClipNorm",
@@ -180,6 +183,7 @@ __all__ = [
     "TensorBoardBackend",
     "throttle",
     "ToDevice",
+    "TorchMetric",
     "TorchScheduler",
     "TrainingPhase",
     "Unresolvable",

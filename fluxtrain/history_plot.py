@@ -44,7 +44,7 @@ def epoch_series(
         phase, _, metric = key.partition("/")
         if not metric:
             phase, metric = "", key
-        if values:
+        if values and getattr(values[-1], "ndim", 0) == 0:  # per-class tensors are not drawn
             grouped.setdefault(metric, {})[phase] = [float(v) for v in values]
     return grouped
 

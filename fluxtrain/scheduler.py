@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from .access import Access, Read, Write, merge_stateaccess
+from .batches import batch_size as count_samples
 from .callback import Callback
-from .callbacks.recorder import batch_size as count_samples
 from .clock import ScheduleClock
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
@@ -72,7 +72,7 @@ class Scheduler(Callback):
 
     stateaccess = {
         "fitstate": Read,
-        "batch.targets": Read,
+        "batch.inputs": Read,
         "cbstate.hyperparams": Write,
         "cbstate.metrics_epoch": Read,
     }
@@ -165,7 +165,7 @@ class Scheduler(Callback):
     def on_step_end(self, phase: Phase, learner: Any) -> None:
         if self._loop and isinstance(phase, AbstractTrainingPhase):
             update = self._fitstate.total_steps != self._updates  # not an accumulating micro-batch
-            samples = count_samples(learner.batch.targets) if self._counts_samples else 0
+            samples = count_samples(learner.batch.inputs) if self._counts_samples else 0
             self.clock.advance(1 if update else 0, samples)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:

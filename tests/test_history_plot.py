@@ -3,8 +3,7 @@ import sys
 import pytest
 import torch
 
-from fluxtrain import FluxTrainError, LearningRate, Metrics, Momentum
-from fluxtrain.callbacks.metric import FunctionMetric
+from fluxtrain import FluxTrainError, FunctionMetric, LearningRate, Metrics, Momentum
 from fluxtrain.history_plot import epoch_series, plot_history
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.testing import tiny_learner

@@ -314,7 +314,7 @@ def test_accesses_merge_hyperparameters_and_own():
         "optimizer": Write,
         "cbstate.loss_weight": Write,
         "fitstate": Read,
-        "batch.targets": Read,
+        "batch.inputs": Read,
         "cbstate.hyperparams": Write,
         "cbstate.metrics_epoch": Read,
     }

@@ -22,7 +22,6 @@ from .gradients import GradientClipping as GradientClipping
 from .logging import LogHyperParams as LogHyperParams
 from .logging import LogMetrics as LogMetrics
 from .metric import Accuracy as Accuracy
-from .metric import FunctionMetric as FunctionMetric
 from .metric import Loss as Loss
 from .metric import Metric as Metric
 from .metrics import Metrics as Metrics
@@ -32,6 +31,8 @@ from .progress import ProgressPrinter as ProgressPrinter
 from .recorder import Recorder as Recorder
 from .stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
 from .to_device import ToDevice as ToDevice
+from .wrapped_metrics import FunctionMetric as FunctionMetric
+from .wrapped_metrics import TorchMetric as TorchMetric
 
 __all__ = [
     "Accuracy",
@@ -57,4 +58,5 @@ __all__ = [
     "TensorBoardBackend",
     "throttle",
     "ToDevice",
+    "TorchMetric",
 ]

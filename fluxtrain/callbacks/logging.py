@@ -92,6 +92,17 @@ def host_floats(values: list[Any]) -> list[float]:
     return [float(v) for v in values]
 
 
+def is_number(value: Any) -> bool:
+    """Whether a recorded metric value is one number (a per-class tensor is not logged).
+
+    Examples:
+        >>> import torch
+        >>> is_number(0.5), is_number(torch.zeros(3))
+        (True, False)
+    """
+    return getattr(value, "ndim", 0) == 0
+
+
 def _check_every(owner: str, every: object) -> int:
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise FluxTrainError(
@@ -196,7 +207,7 @@ class LogMetrics(_Logger):
         fitstate = learner.fitstate
         step, epoch, prefix = fitstate.total_steps, epoch_number(phase, fitstate), phase.name + "/"
         for key, values in learner.cbstate.metrics_epoch.items():
-            if key.startswith(prefix) and values:
+            if key.startswith(prefix) and values and is_number(values[-1]):
                 self._write(key, float(values[-1]), step, epoch, phase.name)
         self._flush()
 

@@ -16,22 +16,16 @@ Examples:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 
+from ..batches import batch_size, predictions
 from ..distributed import all_reduce_sum, is_distributed
 from ..exceptions import FluxTrainError
-from .recorder import batch_size
 
-
-@runtime_checkable
-class TorchMetricLike(Protocol):
-    """Anything with torchmetrics' ``update(preds, target)``, ``compute()`` and ``reset()``."""
-
-    def update(self, preds: Any, target: Any) -> None: ...
-    def compute(self) -> Any: ...
-    def reset(self) -> None: ...
+OutputTransform = Callable[[Any, Any], tuple[Any, Any]]
+"""``fn(outputs, targets) -> (preds, targets)``: what a metric compares, from the outputs."""
 
 
 def on_one_device(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -49,7 +43,10 @@ def on_one_device(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
 class Metric:
     """A metric averaged over an epoch, weighted by batch size, accumulated on the device.
 
-    Subclasses implement :meth:`value`: the batch's mean value as a 0-d tensor. Per step the
+    Subclasses implement :meth:`value`: the batch's mean value as a 0-d tensor, from ``preds``
+    (``outputs`` when it is a tensor, else ``outputs.logits``, see
+    :func:`fluxtrain.batches.predictions`) and the targets; ``output_transform(outputs,
+    targets) -> (preds, targets)`` replaces that reading for anything else. Per step the
     value is only kept (a detached tensor in a list); every :attr:`chunk` steps, and when the
     epoch's value is asked for, the kept values are summed on the device in one operation.
     Nothing is read on the host until :meth:`compute`.
@@ -69,10 +66,27 @@ class Metric:
     name: str = ""
     chunk: int = 256
 
-    def __init__(self) -> None:
+    def __init__(self, output_transform: OutputTransform | None = None) -> None:
+        if output_transform is not None and not callable(output_transform):
+            raise FluxTrainError(
+                f"{type(self).__name__}: output_transform must be a function "
+                f"fn(outputs, targets) -> (preds, targets), got {output_transform!r}."
+            )
+        self.output_transform = output_transform
         if not self.name:
             self.name = type(self).__name__
         self.reset()
+
+    def inputs(self, outputs: Any, targets: Any) -> tuple[Any, Any]:
+        """``(preds, targets)`` this metric compares, from the model's outputs and the targets.
+
+        Examples:
+            >>> Loss(output_transform=lambda o, t: (o["scores"], t)).inputs({"scores": 1}, 2)
+            (1, 2)
+        """
+        if self.output_transform is not None:
+            return self.output_transform(outputs, targets)
+        return predictions(outputs), targets
 
     def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
         """The batch's mean value (a 0-d tensor, not read on the host)."""
@@ -144,7 +158,7 @@ class Metric:
 
 
 class Loss(Metric):
-    """The loss, as computed by the learner's ``loss_fn`` (a batch mean)."""
+    """The loss, as computed by the learner's ``loss_fn`` or the model (a batch mean)."""
 
     def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
         return loss
@@ -204,61 +218,3 @@ class Accuracy(Metric):
         super().load_state_dict(state)
         self._targets = list(state["targets"])
         self._elements = sum(p.numel() for p in self._pending)
-
-
-class FunctionMetric(Metric):
-    """A metric from ``fn(outputs, targets) -> batch mean``; named after the function."""
-
-    def __init__(self, fn: Callable[[Any, Any], Any], name: str | None = None) -> None:
-        self.fn = fn
-        self.name = name or str(getattr(fn, "__name__", type(fn).__name__))
-        super().__init__()
-
-    def value(self, outputs: Any, targets: Any, loss: Any) -> torch.Tensor:
-        result = self.fn(outputs, targets)
-        return result if isinstance(result, torch.Tensor) else torch.tensor(float(result))
-
-
-class TorchMetric(Metric):
-    """Wraps a torchmetrics-style object: ``update`` per step, ``compute`` at epoch end."""
-
-    def __init__(self, metric: TorchMetricLike, name: str | None = None) -> None:
-        self.metric = metric
-        self.name = name or type(metric).__name__
-        super().__init__()
-
-    def reset(self) -> None:
-        self.metric.reset()
-
-    def step(self, outputs: Any, targets: Any, loss: Any, n: int | None = None) -> None:  # type: ignore[override]
-        self.metric.update(outputs, targets)
-
-    def compute(self) -> float:
-        return float(self.metric.compute())
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        pass
-
-
-def as_metric(metric: Any) -> Metric:
-    """A :class:`Metric` from a Metric, a torchmetrics-style object or a function.
-
-    Examples:
-        >>> as_metric(Accuracy()).name
-        'Accuracy'
-    """
-    if isinstance(metric, Metric):
-        return metric
-    if isinstance(metric, type) and issubclass(metric, Metric):
-        return metric()
-    if isinstance(metric, TorchMetricLike):
-        return TorchMetric(metric)
-    if callable(metric):
-        return FunctionMetric(metric)
-    raise FluxTrainError(
-        f"Metrics: expected a Metric, an object with update/compute/reset, or a function "
-        f"fn(outputs, targets), got {metric!r}."
-    )

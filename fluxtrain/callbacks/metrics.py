@@ -17,20 +17,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import torch
+
 from ..access import Read, Write
+from ..batches import batch_size, predictions
 from ..callback import Callback
 from ..exceptions import FluxTrainError
 from ..phases import Phase
-from .metric import Loss, Metric, as_metric
-from .recorder import batch_size
+from .metric import Loss, Metric, OutputTransform
+from .wrapped_metrics import as_metric
+
+Tensor = torch.Tensor
 
 
 class Metrics(Callback):
     """Tracks :class:`Loss` (always) and the given metrics, per step and per epoch.
 
+    Each metric sees ``(preds, targets)``: ``preds`` is the model's outputs when they are a
+    tensor, else their ``logits`` (Hugging Face outputs), unless the metric has an
+    ``output_transform``. Samples are counted from the inputs
+    (:func:`fluxtrain.batches.batch_size`).
+
     Args:
         *metrics: :class:`Metric` instances (``Accuracy()``), functions
-            ``fn(outputs, targets)`` returning a batch mean, or torchmetrics-style objects.
+            ``fn(preds, targets)`` returning a batch mean (wrapped in
+            :class:`~fluxtrain.FunctionMetric`), or torchmetrics-style objects (wrapped in
+            :class:`~fluxtrain.TorchMetric`).
     """
 
     stateaccess = {
@@ -52,7 +64,10 @@ class Metrics(Callback):
             )
         self.metrics = converted
         self._keys: dict[tuple[str, str], str] = {}
-        self._plan: tuple[str, tuple[tuple[Metric, str], ...], dict[str, Any]] | None = None
+        self._plan: (
+            tuple[str, tuple[tuple[Metric, str, OutputTransform | None], ...], dict[str, Any]]
+            | None
+        ) = None
 
     def init(self, learner: Any) -> None:
         if "metrics_step" not in learner.cbstate:
@@ -75,7 +90,7 @@ class Metrics(Callback):
         self._make_plan(phase, learner)
 
     def _make_plan(self, phase: Phase, learner: Any) -> None:
-        steps = tuple((m, self._key(phase, m)) for m in self.metrics)
+        steps = tuple((m, self._key(phase, m), m.output_transform) for m in self.metrics)
         self._plan = (phase.name, steps, learner.cbstate.metrics_step)
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
@@ -84,9 +99,14 @@ class Metrics(Callback):
         _, steps, step_values = self._plan  # type: ignore[misc]
         batch = learner.batch
         outputs, targets, loss = batch.outputs, batch.targets, batch.loss
-        n = batch_size(targets)
-        for metric, key in steps:
-            value = metric.step(outputs, targets, loss, n)
+        n = batch_size(batch.inputs)
+        preds = outputs if type(outputs) is Tensor else predictions(outputs)
+        for metric, key, transform in steps:
+            if transform is None:
+                value = metric.step(preds, targets, loss, n)
+            else:
+                mine, theirs = transform(outputs, targets)
+                value = metric.step(mine, theirs, loss, n)
             if value is not None:
                 step_values[key] = value
 

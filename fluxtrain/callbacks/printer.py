@@ -24,13 +24,20 @@ from ..phases import Phase
 from .metrics import Metrics
 
 
-def format_value(value: float) -> str:
-    """A metric value in at most 10 characters.
+def format_value(value: Any) -> str:
+    """A metric value in at most 10 characters; a tensor value (per class) by its shape.
 
     Examples:
+        >>> import torch
         >>> format_value(0.123456), format_value(1234567.0), format_value(float("nan"))
         ('0.1235', '1.235e+06', 'nan')
+        >>> format_value(torch.zeros(3, 3))
+        '<3x3>'
     """
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape):
+        return "<" + "x".join(map(str, shape)) + ">"
+    value = float(value)
     if math.isnan(value):
         return "nan"
     return f"{value:.4f}" if 1e-3 <= abs(value) < 1e5 or value == 0 else f"{value:.4g}"

@@ -13,9 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
 from ..access import Read, Write
+from ..batches import batch_size
 from ..callback import Callback
 from ..phases import Phase
 
@@ -28,7 +27,8 @@ class PhaseHistory:
         epochs: Completed epochs.
         steps: Completed steps (a step cancelled with ``CancelStep`` does not count).
         steps_epoch: Completed steps in the current (or last) epoch.
-        samples: Samples seen in completed steps (the first dimension of the targets).
+        samples: Samples seen in completed steps (dimension 0 of the first tensor of the
+            inputs, :func:`fluxtrain.batches.batch_size`).
     """
 
     epochs: int = 0
@@ -37,26 +37,10 @@ class PhaseHistory:
     samples: int = 0
 
 
-def batch_size(targets: Any) -> int:
-    """The number of samples in a batch: the first dimension of its targets.
-
-    Examples:
-        >>> import torch
-        >>> batch_size(torch.zeros(5, 3)), batch_size([1, 2])
-        (5, 2)
-    """
-    if isinstance(targets, torch.Tensor):
-        return targets.shape[0] if targets.ndim else 1
-    shape = getattr(targets, "shape", None)
-    if shape is not None:
-        return int(shape[0]) if len(shape) else 1
-    return len(targets)
-
-
 class Recorder(Callback):
     """Keeps ``cbstate.history``: a :class:`PhaseHistory` per phase name (``"train"``, ...)."""
 
-    stateaccess = {"cbstate.history": Write, "batch.targets": Read}
+    stateaccess = {"cbstate.history": Write, "batch.inputs": Read}
 
     def init(self, learner: Any) -> None:
         if "history" not in learner.cbstate:
@@ -86,7 +70,7 @@ class Recorder(Callback):
             self._phase = phase.name
         record.steps += 1
         record.steps_epoch += 1
-        record.samples += batch_size(learner.batch.targets)
+        record.samples += batch_size(learner.batch.inputs)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         learner.cbstate.history[phase.name].epochs += 1

@@ -11,6 +11,7 @@ from fluxtrain import (
     Callback,
     CustomCallback,
     FluxTrainError,
+    FunctionMetric,
     LearningRate,
     Metrics,
     Momentum,
@@ -24,7 +25,6 @@ from fluxtrain.callbacks.backends import (
     TensorBoardBackend,
 )
 from fluxtrain.callbacks.logging import LogHyperParams, LogMetrics, host_floats
-from fluxtrain.callbacks.metric import FunctionMetric
 from fluxtrain.distributed import is_main_process
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.testing import tiny_learner
