@@ -50,6 +50,14 @@ class Callback:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        hooks = [event.hook for event in EVENTS]
+        unknown = [n for n in cls.__dict__ if n.startswith("on_") and n not in hooks]
+        if unknown:
+            raise FluxTrainError(
+                f"{cls.__name__}.{unknown[0]} looks like a hook, but there is no such event, so "
+                f"it would never be called. The hooks are {', '.join(hooks)}; rename it to one "
+                f"of them, or give the method a name that does not start with 'on_'."
+            )
         if "stateaccess" in cls.__dict__:
             cls.stateaccess = check_stateaccess(cls.__name__, cls.__dict__["stateaccess"])
         runafter = cls.__dict__.get("runafter", ())

@@ -12,6 +12,7 @@ Examples:
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -22,7 +23,16 @@ from ..phases import Phase
 
 
 def move(value: Any, device: torch.device) -> Any:
-    """``value`` with every tensor in it (nested tuples, lists, dicts) on ``device``."""
+    """``value`` with every tensor in it (nested tuples, named tuples, lists, mappings) on
+    ``device``; anything else is left as it is.
+
+    Examples:
+        >>> import torch
+        >>> moved = move({"ids": torch.ones(2), "meta": ["a", (torch.zeros(1), 3)]},
+        ...               torch.device("cpu"))
+        >>> moved["meta"][1][1]
+        3
+    """
     if isinstance(value, torch.Tensor):
         if value.device == device:
             return value
@@ -36,8 +46,12 @@ def move(value: Any, device: torch.device) -> Any:
         return type(value)(*moved) if hasattr(value, "_fields") else tuple(moved)
     if isinstance(value, list):
         return [move(v, device) for v in value]
-    if isinstance(value, dict):
-        return type(value)((k, move(v, device)) for k, v in value.items())
+    if isinstance(value, Mapping):
+        moved = {k: move(v, device) for k, v in value.items()}
+        try:  # dict subclasses, and mappings built from a dict (BatchEncoding, UserDict)
+            return type(value)(moved)
+        except TypeError:
+            return moved
     return value
 
 

@@ -27,6 +27,7 @@ import torch
 
 from ..distributed import unwrap
 from ..exceptions import CheckpointError
+from ..optimizers import SINGLE, saved_by_name
 from .learner_state import FORMAT, callback_keys
 from .rng import check_generators
 
@@ -59,7 +60,10 @@ def check_state(learner: Learner, state: Mapping[str, Any], data: Any) -> None:
         if part is not None:
             check_generators(part, state["data_rng"][key], what)
     _check_model(learner.model, state["model"])
-    _check_optimizer(learner.optimizer, state["optimizer"], state.get("optimizer_class"))
+    for name, optimizer, saved, kind in saved_by_name(
+        learner.optimizer, state["optimizer"], state.get("optimizer_class")
+    ):
+        _check_optimizer(name, optimizer, saved, kind)
     saved, ours = list(state["callbacks"]), callback_keys(learner)
     if saved != ours:
         missing = [k for k in saved if k not in ours]
@@ -96,17 +100,20 @@ def _check_model(model: torch.nn.Module, saved: Mapping[str, Any]) -> None:
         )
 
 
-def _check_optimizer(optimizer: torch.optim.Optimizer, saved: Mapping[str, Any], kind: Any) -> None:
+def _check_optimizer(
+    name: str, optimizer: torch.optim.Optimizer, saved: Mapping[str, Any], kind: Any
+) -> None:
+    which = "optimizer" if name == SINGLE else f"optimizer {name!r}"
     if kind is not None and kind != type(optimizer).__name__:
         raise CheckpointError(
-            f"load_state_dict: the checkpoint's optimizer is a {kind}, this one a "
+            f"load_state_dict: the checkpoint's {which} is a {kind}, this one a "
             f"{type(optimizer).__name__}. Build the same optimizer as the run that saved it."
         )
     ours = [len(g["params"]) for g in optimizer.param_groups]
     theirs = [len(g["params"]) for g in saved["param_groups"]]
     if ours != theirs:
         raise CheckpointError(
-            f"load_state_dict: the checkpoint's optimizer has param groups of {theirs} "
+            f"load_state_dict: the checkpoint's {which} has param groups of {theirs} "
             f"parameters, this one of {ours}. Build the optimizer over the same parameter groups "
             f"as the run that saved it."
         )

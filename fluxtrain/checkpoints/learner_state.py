@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..distributed import all_gather_object, rank, unwrap, world_size
+from ..optimizers import optimizer_state
 from .rng import generator_states, rng_state
 
 if TYPE_CHECKING:
@@ -50,11 +51,12 @@ def learner_state(learner: Learner) -> dict[str, Any]:
     wrapped in ``DistributedDataParallel`` (no ``"module."`` prefix), so the state loads into
     a single-process learner too.
     """
+    optimizer, optimizer_class = optimizer_state(learner.optimizer)
     return {
         "format": FORMAT,
         "model": unwrap(learner.model).state_dict(),
-        "optimizer": learner.optimizer.state_dict(),
-        "optimizer_class": type(learner.optimizer).__name__,
+        "optimizer": optimizer,
+        "optimizer_class": optimizer_class,
         "fitstate": dataclasses.asdict(learner.fitstate),
         **rank_state(learner),
     }

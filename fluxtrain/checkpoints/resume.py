@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from ..distributed import broadcast_object, is_distributed, is_main_process, unwrap, world_size
 from ..exceptions import CheckpointError
+from ..optimizers import saved_by_name
 from ..state import FitResult
 from .checks import check_format, check_state
 from .files import load_checkpoint, load_latest
@@ -131,7 +132,10 @@ def load_learner_state(learner: Learner, state: Mapping[str, Any], data: Any) ->
     state = for_this_rank(state)
     check_state(learner, state, data)
     unwrap(learner.model).load_state_dict(state["model"])
-    learner.optimizer.load_state_dict(state["optimizer"])
+    for _, optimizer, saved, _ in saved_by_name(
+        learner.optimizer, state["optimizer"], state.get("optimizer_class")
+    ):
+        optimizer.load_state_dict(saved)
     fields = {f.name for f in dataclasses.fields(learner.fitstate)}
     for name, value in state["fitstate"].items():
         if name in fields:

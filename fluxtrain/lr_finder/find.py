@@ -116,10 +116,15 @@ def lr_find(
     else:
         lrs = start + (end - start) * np.arange(num_steps) / (num_steps - 1)
     lrs[-1] = end
-    group_lrs = [float(group["lr"]) for group in learner.optimizer.param_groups]
-    largest = max(group_lrs)
-    ratios = tuple(lr / largest if largest > 0 else 1.0 for lr in group_lrs)
-    sweep = LRSweep(lrs, ratios, smoothing, diverge, min_steps)
+    groups = [
+        (name, i, float(group["lr"]))
+        for name, optimizer in learner.optimizers.items()
+        for i, group in enumerate(optimizer.param_groups)
+    ]
+    largest = max(lr for _, _, lr in groups)
+    ratios = tuple(lr / largest if largest > 0 else 1.0 for _, _, lr in groups)
+    targets = [(name, i) for name, i, _ in groups]
+    sweep = LRSweep(lrs, ratios, smoothing, diverge, min_steps, targets=targets)
     cycle = Cycle(train, num_steps)
     untouched = Untouched(learner, train)
     try:

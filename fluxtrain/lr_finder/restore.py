@@ -11,7 +11,7 @@ back exactly:
   ``state_dict()`` is put back after;
 - parameters, buffers and gradients are copied back in place (the same tensors, also after a
   ``ToDevice`` moved them), train/eval modes are reset per module;
-- the optimizer's ``state`` and param groups are restored in place (tensor-valued entries
+- every optimizer's ``state`` and param groups are restored in place (tensor-valued entries
   such as a fused optimizer's ``lr`` are filled in place);
 - the Python, NumPy, torch CPU and CUDA random states (CUDA's as it was, or, when it had
   not started, seeded with ``torch.initial_seed()`` as it would start), and the
@@ -81,13 +81,9 @@ class Untouched:
             name: b.detach().clone() for name, b in model.named_buffers(remove_duplicate=False)
         }
         self.modes = [(module, module.training) for module in model.modules()]
-        optimizer = learner.optimizer
-        self.optimizer_attributes = dict(vars(optimizer))
-        params = {id(p): p for group in optimizer.param_groups for p in group["params"]}
-        self.optimizer_state = copy.deepcopy(dict(optimizer.state), params)
-        self.groups = [
-            copy.deepcopy({k: v for k, v in group.items() if k != "params"})
-            for group in optimizer.param_groups
+        self.optimizers = [
+            (optimizer, *_optimizer_snapshot(optimizer))
+            for optimizer in learner.optimizers.values()
         ]
         self.rng = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
@@ -117,7 +113,8 @@ class Untouched:
         learner = self.learner
         kept = [cb for cb in learner.callbacks if keep(cb)]
         model = learner.model
-        shared = [learner, model, learner.optimizer, learner.loss_fn, learner.data, self.data]
+        shared = [learner, model, *learner.optimizers.values(), learner.loss_fn, learner.data]
+        shared.append(self.data)
         shared += [*learner.data, *model.modules(), *model.parameters(), *model.buffers()]
         shared += [cb for cb in learner.callbacks if not any(cb is k for k in kept)]
         memo: dict[int, Any] = {id(obj): obj for obj in shared if obj is not None}
@@ -157,19 +154,8 @@ class Untouched:
                     b.copy_(self.buffers[name])
         for module, training in self.modes:
             module.training = training
-        optimizer = learner.optimizer
-        _restore_attributes(optimizer, self.optimizer_attributes)
-        optimizer.state.clear()
-        optimizer.state.update(self.optimizer_state)
-        for group, saved in zip(optimizer.param_groups, self.groups):
-            for key in [k for k in group if k != "params" and k not in saved]:
-                del group[key]
-            for key, value in saved.items():
-                current = group.get(key)
-                if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor):
-                    current.copy_(value)
-                else:
-                    group[key] = value
+        for optimizer, attributes, state, groups in self.optimizers:
+            _restore_optimizer(optimizer, attributes, state, groups)
         python, numpy, cpu = self.rng
         random.setstate(python)
         np.random.set_state(numpy)
@@ -182,6 +168,34 @@ class Untouched:
             generator.set_state(generator_state)
         for cb, state in self.fallbacks:
             cb.load_state_dict(state)
+
+
+def _optimizer_snapshot(optimizer: torch.optim.Optimizer) -> tuple[dict, dict, list[dict]]:
+    """An optimizer's attributes, its state (copied) and its param groups without the params."""
+    params = {id(p): p for group in optimizer.param_groups for p in group["params"]}
+    groups = [
+        copy.deepcopy({k: v for k, v in group.items() if k != "params"})
+        for group in optimizer.param_groups
+    ]
+    return dict(vars(optimizer)), copy.deepcopy(dict(optimizer.state), params), groups
+
+
+def _restore_optimizer(
+    optimizer: torch.optim.Optimizer, attributes: dict, state: dict, groups: list[dict]
+) -> None:
+    """Puts back what :func:`_optimizer_snapshot` saw, in place."""
+    _restore_attributes(optimizer, attributes)
+    optimizer.state.clear()
+    optimizer.state.update(state)
+    for group, saved in zip(optimizer.param_groups, groups):
+        for key in [k for k in group if k != "params" and k not in saved]:
+            del group[key]
+        for key, value in saved.items():
+            current = group.get(key)
+            if isinstance(current, torch.Tensor) and isinstance(value, torch.Tensor):
+                current.copy_(value)
+            else:
+                group[key] = value
 
 
 def _restore_attributes(obj: Any, saved: dict[str, Any]) -> None:

@@ -70,9 +70,13 @@ class LRSweep(Callback):
         diverge: float | None,
         min_steps: int,
         bar: Any = None,
+        targets: list[tuple[str, int]] | None = None,
     ) -> None:
         self.lrs = lrs
-        self.groups = [(LearningRate(group=i), ratio) for i, ratio in enumerate(ratios)]
+        targets = targets or [("optimizer", i) for i in range(len(ratios))]
+        self.groups = [
+            (name, LearningRate(group=i), ratio) for (name, i), ratio in zip(targets, ratios)
+        ]
         self.smoothing = smoothing
         self.diverge = diverge
         self.min_steps = min_steps
@@ -90,8 +94,9 @@ class LRSweep(Callback):
     def on_step_begin(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):
             lr = float(self.lrs[len(self.losses)])
-            for hyperparameter, ratio in self.groups:
-                hyperparameter.apply(learner.optimizer, lr * ratio)
+            optimizers = learner.optimizers
+            for name, hyperparameter, ratio in self.groups:
+                hyperparameter.apply(optimizers[name], lr * ratio)
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:
         if not isinstance(phase, AbstractTrainingPhase):
