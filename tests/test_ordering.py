@@ -1,8 +1,10 @@
 import pytest
+import torch
 
 from fluxtrain import (
     Callback,
     CallbackConflictError,
+    FluxTrainError,
     Metrics,
     MetricsPrinter,
     NoConflict,
@@ -12,7 +14,7 @@ from fluxtrain import (
     Write,
 )
 from fluxtrain.callbacks.custom import throttle
-from fluxtrain.events import StepEnd
+from fluxtrain.events import EVENTS, StepEnd
 from fluxtrain.testing import tiny_learner
 
 
@@ -90,3 +92,77 @@ def test_throttle_keeps_ordering_declarations():
     Late.on_step_end = on_step_end
     wrapped = throttle(Late(), StepEnd, every=2)
     assert names(tiny_learner(wrapped, Recorder())) == ["Recorder", "Late"]
+
+
+def shipped_callbacks(folder):
+    """One instance of every shipped callback, and a Scheduler of each built-in kind."""
+    from fluxtrain import (
+        Accuracy,
+        Checkpointer,
+        CSVBackend,
+        EarlyStopping,
+        GradientAccumulation,
+        GradientClipNorm,
+        GradientClipping,
+        LearningRate,
+        LogHyperParams,
+        LogMetrics,
+        Metrics,
+        MetricsPrinter,
+        MixedPrecision,
+        Momentum,
+        ProgressPrinter,
+        Recorder,
+        Scheduler,
+        StopOnNaNLoss,
+        ToDevice,
+        WeightDecay,
+    )
+
+    return [
+        Recorder(),
+        Metrics(Accuracy()),
+        StopOnNaNLoss(),
+        ProgressPrinter(),
+        MetricsPrinter(),
+        ToDevice("cpu"),
+        MixedPrecision(torch.bfloat16),
+        GradientClipping(1.0),
+        GradientAccumulation(2),
+        EarlyStopping(patience=2),
+        Checkpointer(folder),
+        LogMetrics(CSVBackend(folder / "metrics.csv")),
+        LogHyperParams(CSVBackend(folder / "hyperparams.csv")),
+        Scheduler({LearningRate: 0.1, Momentum: 0.9, WeightDecay: 0.0}),
+        Scheduler({GradientClipNorm: 1.0}),
+    ]
+
+
+@pytest.mark.parametrize("size", [2, 3])
+@pytest.mark.parametrize("defaults", [False, True])
+def test_every_pair_and_triple_of_shipped_callbacks_can_be_built(size, defaults, tmp_path):
+    import itertools
+
+    count = len(shipped_callbacks(tmp_path))
+    failures = []
+    for chosen in itertools.combinations(range(count), size):
+        every = shipped_callbacks(tmp_path)
+        callbacks = [every[i] for i in chosen]
+        try:
+            tiny_learner(*callbacks, usedefaultcallbacks=defaults)
+        except Exception as error:
+            failures.append(([cb.name for cb in callbacks], str(error)))
+    assert failures == []
+
+
+def test_a_method_named_like_a_hook_that_is_none_fails_at_class_definition():
+    with pytest.raises(FluxTrainError) as error:
+
+        class Misnamed(Callback):
+            def on_batch_end(self, phase, learner):
+                pass
+
+    message = str(error.value)
+    assert message.startswith("Misnamed.on_batch_end looks like a hook, but there is no such event")
+    hooks = [e.hook for e in EVENTS]
+    assert len(hooks) == 9 and all(hook in message for hook in hooks)
