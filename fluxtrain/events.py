@@ -3,25 +3,29 @@
 The training loop, as pseudocode (``fire(E)`` calls ``on_<e>(phase, learner)`` on every callback
 that overrides that hook)::
 
-    fit(n_epochs):
+    fit(n_epochs, phases=(TrainingPhase(), ValidationPhase())):
         fire(FitBegin)
         for epoch in range(n_epochs):
-            for phase, data in [(TrainingPhase(), train), (ValidationPhase(), valid)]:
+            for phase, data in [(training_phase, train), (validation_phase, valid)]:
                 fire(EpochBegin)
                 for batch in data:
-                    batch.inputs, batch.targets = batch
+                    batch.inputs, batch.targets = split(batch)   # begin
                     fire(StepBegin)
-                    batch.outputs = model(batch.inputs)
+                    batch.outputs = model(batch.inputs)          # forward
                     fire(LossBegin)
                     batch.loss = loss_fn(batch.outputs, batch.targets)
-                    if training:
+                    if training:                                 # backward, per update
                         fire(BackwardBegin)
                         batch.loss.backward()
                         fire(BackwardEnd)             # CancelUpdate: no update
-                        optimizer.step(); optimizer.zero_grad()
-                    fire(StepEnd)
+                        optimizer.step(); optimizer.zero_grad()  # update
+                    fire(StepEnd)                                # end
                 fire(EpochEnd)
         fire(FitEnd)                    # always: also after a cancel or an error
+
+A custom training step (two optimizers) fires ``BackwardBegin`` and ``BackwardEnd`` once per
+optimizer update and ``LossBegin`` once per forward, between one ``StepBegin`` and one
+``StepEnd`` (see :class:`~fluxtrain.AbstractTrainingPhase`).
 
 ``CancelStep`` skips the rest of a step (no ``StepEnd``), ``CancelEpoch`` the rest of an epoch
 (``EpochEnd`` still fires), ``CancelFitting`` the rest of the fit (``FitEnd`` still fires).
