@@ -6,16 +6,18 @@ step with the phase's pieces: the discriminator update, then the generator updat
 ``backward`` into its own optimizer's parameters followed by ``update``. The two learning rates
 follow different schedules (a cosine decay for the generator, keyframes for the
 discriminator). The data is real samples only, ``(x,)`` batches, and there is no validation
-phase.
+phase. The table shows, per epoch, the generator's loss (the last loss of each step) and
+``ModeDist``, the mean distance from the generated samples to the nearest mode.
 
 The fit runs three times: once uninterrupted, once interrupted by a simulated Ctrl-C in the
 middle (the ``Checkpointer`` saves on the interrupt), and once resumed from that checkpoint by a
 fresh learner with ``fit(n, resume="latest")``. The resumed weights must equal those of the
-uninterrupted run bit for bit. At the end it prints how close the generated samples are to the
-eight modes and the learning rates the scheduler applied.
+uninterrupted run bit for bit, and so must the recorded metrics and learning rates. At the end
+it prints the learning rates the scheduler applied and how close the generated samples are to
+the eight modes.
 
-    python examples/gan.py                  # 30 epochs
-    FLUXTRAIN_FAST=1 python examples/gan.py   # 6 epochs, for CI
+    python examples/gan.py                  # 30 epochs of 128 steps
+    FLUXTRAIN_FAST=1 python examples/gan.py   # 8 epochs, for CI
 """
 
 from __future__ import annotations
@@ -45,14 +47,14 @@ from fluxtrain import (
 from fluxtrain.schedules import cosine
 
 FAST = os.environ.get("FLUXTRAIN_FAST") == "1"
-N_EPOCHS = 6 if FAST else 30
+N_EPOCHS = 8 if FAST else 30
 LATENT = 8
 MODES = torch.tensor(
     [[2 * math.cos(2 * math.pi * k / 8), 2 * math.sin(2 * math.pi * k / 8)] for k in range(8)]
 )
 
 
-def ring_loader(n: int = 4096, std: float = 0.05, seed: int = 0) -> DataLoader:
+def ring_loader(n: int = 16384, std: float = 0.05, seed: int = 0) -> DataLoader:
     """Batches ``(x,)`` of samples from eight Gaussians evenly spaced on a circle of radius 2."""
     generator = torch.Generator().manual_seed(seed)
     modes = MODES[torch.randint(0, 8, (n,), generator=generator)]
@@ -128,10 +130,8 @@ def build(folder: Path, interrupt_at: int | None = None, verbose: bool = False) 
     torch.manual_seed(0)
     gan = GAN()
     optimizers = {
-        "generator": torch.optim.Adam(gan.generator.parameters(), lr=1e-3, betas=(0.5, 0.999)),
-        "discriminator": torch.optim.Adam(
-            gan.discriminator.parameters(), lr=1e-3, betas=(0.5, 0.999)
-        ),
+        "generator": torch.optim.Adam(gan.generator.parameters(), betas=(0.5, 0.999)),
+        "discriminator": torch.optim.Adam(gan.discriminator.parameters(), betas=(0.5, 0.999)),
     }
     data = ring_loader()
     scheduler = Scheduler(
@@ -175,31 +175,37 @@ def main() -> None:
     result = resumed.fit(N_EPOCHS, phases=phases, resume="latest")
     print(f"resumed: {result}")
 
+    print("learning rates applied (step: value):")
     for name, values in resumed.cbstate.hyperparams.items():
-        shown = ", ".join(f"step {t}: {lr:.2e}" for t, lr in values[:: len(values) // 4])
-        print(f"{name}: {shown}, step {values[-1][0]}: {values[-1][1]:.2e}")
+        picked = [values[i * (len(values) - 1) // 4] for i in range(5)]
+        print(f"  {name:<38}" + "  ".join(f"{t:>4}: {lr:.1e}" for t, lr in picked))
 
     torch.manual_seed(1)
     with torch.no_grad():
         fake = resumed.model.sample(4000)
     nearest = torch.cdist(fake, MODES).min(dim=1)
+    distance = float(nearest.values.mean())
     near = nearest.values < 0.25
-    covered = torch.bincount(nearest.indices[near], minlength=8)
+    per_mode = torch.bincount(nearest.indices[near], minlength=8)
+    modes_found = int((per_mode >= 0.02 * len(fake)).sum())  # modes with 2% of the samples
     print(
-        f"generated samples: mean distance to the nearest mode {nearest.values.mean():.3f}, "
-        f"{near.float().mean():.1%} within 0.25 of a mode, samples per mode {covered.tolist()}"
+        f"generated samples: mean distance to the nearest mode {distance:.3f}, "
+        f"{near.float().mean():.1%} within 0.25 of one, per mode {per_mode.tolist()}"
     )
 
-    same = all(
+    same_weights = all(
         torch.equal(a, b)
         for a, b in zip(resumed.model.state_dict().values(), reference.model.state_dict().values())
     )
-    print(f"resumed weights equal to the uninterrupted run's: {same}")
-    if not same:
+    same_records = (
+        resumed.cbstate.hyperparams == reference.cbstate.hyperparams
+        and resumed.cbstate.metrics_epoch == reference.cbstate.metrics_epoch
+    )
+    print(f"equal to the uninterrupted run: weights {same_weights}, records {same_records}")
+    if not (same_weights and same_records):
         raise SystemExit("the resumed run differs from the uninterrupted one")
-    modes_found = int((covered >= 0.02 * len(fake)).sum())
-    if near.float().mean() < 0.5 or modes_found < 6:
-        raise SystemExit(f"the generator did not learn the ring: {modes_found} modes found")
+    if distance > (0.6 if FAST else 0.3) or (not FAST and modes_found < 6):
+        raise SystemExit(f"the generator did not learn the ring: {distance=:.3f}, {modes_found=}")
 
 
 if __name__ == "__main__":

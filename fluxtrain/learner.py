@@ -91,6 +91,9 @@ class Learner(Loop):
         self._fit_data = self.data
         self._resume: Resume | None = None
         self._epoch_rng: dict[str, Any] | None = None
+        self._inner_rng: dict[str, Any] | None = None
+        self._inner: tuple[Any, Any, int] | None = None
+        self._budget: int | None = None
         self._parallel = DataParallel()
         self._set_callbacks(with_defaults(callbacks, usedefaultcallbacks))
 
@@ -121,8 +124,8 @@ class Learner(Loop):
         Examples:
             >>> from fluxtrain.testing import tiny_learner
             >>> sorted(tiny_learner().state_dict())  # doctest: +NORMALIZE_WHITESPACE
-            ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'fitstate', 'format', 'model',
-             'optimizer', 'optimizer_class', 'rng']
+            ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'fitstate', 'format', 'inner_rng',
+             'model', 'optimizer', 'optimizer_class', 'rng']
         """
         return learner_state(self)
 

@@ -12,20 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .checkpoints.resume import Resume, continue_epoch, resume_fit
+from .checkpoints.position import Resume, continue_epoch
+from .checkpoints.resume import resume_fit
 from .checkpoints.rng import snapshot
 from .dispatch import CallbackRunner
 from .distributed import DataParallel, set_epoch
 from .events import EpochBegin, EpochEnd, FitBegin, FitEnd
 from .exceptions import BatchError, CancelEpoch, CancelFitting, CancelStep, FluxTrainError
-from .phases import (
-    AbstractTrainingPhase,
-    AbstractValidationPhase,
-    Phase,
-    TrainingPhase,
-    ValidationPhase,
-)
-from .state import Batch, CallbackState, Data, FitResult, FitState, to_data
+from .fit_arguments import check_budget, check_every, check_phases
+from .phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
+from .state import Batch, CallbackState, Data, FitResult, FitState, length, to_data
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -42,6 +38,9 @@ class Loop(CallbackRunner):
     _fit_data: Data
     _resume: Resume | None
     _epoch_rng: dict[str, Any] | None
+    _inner_rng: dict[str, Any] | None
+    _inner: tuple[Any, Any, int] | None
+    _budget: int | None
     _parallel: DataParallel
 
     @property
@@ -50,22 +49,29 @@ class Loop(CallbackRunner):
 
     def fit(
         self,
-        n_epochs: int,
+        n_epochs: int | None = None,
         data: Any = None,
         *,
+        steps: int | None = None,
+        validate_every: int | None = None,
         phases: tuple[AbstractTrainingPhase, AbstractValidationPhase | None] | None = None,
         resume: Any = None,
     ) -> FitResult:
-        """Runs ``n_epochs`` more epochs: training, then validation when there is data for it.
+        """Runs ``n_epochs`` more epochs, or ``steps`` optimizer steps: training, then validation.
 
         Args:
-            n_epochs: Number of epochs, ``>= 0``.
+            n_epochs: Number of epochs, ``>= 0`` (or give ``steps``).
             data: Data for this call only, in any form the constructor accepts.
+            steps: Number of optimizer steps instead of epochs. Sized training data is
+                restarted when it ends (each pass is an epoch: ``EpochEnd``, validation,
+                ``EpochBegin``); unsized or endless data is read until the steps are done.
+            validate_every: Run a validation epoch after every this many optimizer steps, inside
+                the training epoch, instead of at each epoch's end.
             phases: ``(training_phase, validation_phase)`` to run instead of
                 ``(TrainingPhase(), ValidationPhase())``, e.g. a custom training step for
                 two optimizers; ``validation_phase`` may be ``None`` (no validation epochs).
-            resume: Continue an interrupted ``fit(n_epochs)`` call to its end instead of
-                starting a new one: ``"latest"`` (the newest good checkpoint of the learner's
+            resume: Continue an interrupted ``fit`` call with the same budget to its end instead
+                of starting a new one: ``"latest"`` (the newest good checkpoint of the learner's
                 :class:`~fluxtrain.Checkpointer`; a fresh fit when it has none yet), the path
                 of a checkpoint file, or a :meth:`state_dict`. See ``docs/resume.md``. Under
                 ``torch.distributed`` every rank passes ``"latest"``; rank 0 picks the
@@ -78,8 +84,8 @@ class Loop(CallbackRunner):
                 been interrupted.
 
         Raises:
-            CheckpointError: The checkpoint does not fit this learner, its data, or
-                ``n_epochs`` (it was saved during a ``fit`` of another length).
+            CheckpointError: The checkpoint does not fit this learner, its data, or the budget
+                (it was saved during a ``fit`` of another length).
 
         Examples:
             >>> from fluxtrain.testing import tiny_learner
@@ -89,9 +95,10 @@ class Loop(CallbackRunner):
             >>> other = tiny_learner()
             >>> other.fit(3, resume=learner.state_dict())  # that fit had ended: nothing to run
             FitResult(epochs_completed=3, steps_completed=12, stopped_by=None, reason=None)
+            >>> tiny_learner().fit(steps=10)  # 4 batches per pass: 2 passes and a half
+            FitResult(epochs_completed=3, steps_completed=10, stopped_by=None, reason=None)
         """
-        if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
-            raise FluxTrainError(f"fit: n_epochs must be an int >= 0, got {n_epochs!r}.")
+        n_epochs, steps = check_budget(n_epochs, steps)
         training, validation = check_phases(phases)
         train, valid = self.data if data is None else to_data(data)
         if validation is None:
@@ -100,47 +107,52 @@ class Loop(CallbackRunner):
             raise FluxTrainError(
                 "fit: there is no training data. Pass it to Learner(...) or to fit(n, data)."
             )
+        validate_every = check_every(validate_every, valid is not None)
         train, valid = self._parallel.shard(train), self._parallel.shard(valid)
-        steps_per_epoch = len(train) if hasattr(train, "__len__") else None  # type: ignore[arg-type]
+        steps_per_epoch = length(train)
         if steps_per_epoch == 0:
             raise BatchError("fit: the training data is empty (len() == 0); give it batches.")
         state = self.fitstate
         self._fit_data = Data(train, valid)
-        point = (
-            None if resume is None else resume_fit(self._learner, resume, n_epochs, self._fit_data)
-        )
+        point = None
+        if resume is not None:
+            learner = self._learner
+            point = resume_fit(learner, resume, n_epochs, self._fit_data, steps, validate_every)
         if isinstance(point, FitResult):
             return point
         if point is None:
-            state.n_epochs, state.epoch, state.step = n_epochs, 0, 0
-            state.phase, state.stage, state.resumed = None, "", False
+            state.n_epochs, state.n_steps, state.epoch, state.step = n_epochs, steps, 0, 0
+            state.phase, state.stage, state.resumed, state.outer_step = None, "", False, None
+        state.validate_every = validate_every
         state.steps_per_epoch = state.updates_per_epoch = steps_per_epoch
         state.has_validation = valid is not None
         state.ending = state.stopped_by = state.reason = None
         self._resume = point
+        self._inner = None if validate_every is None else (validation, valid, validate_every)
+        self._budget = steps
         try:
             self.fire(FitBegin, training)
             self.model = self._parallel.wrap(self.model)
-            for _ in range(state.epoch, n_epochs):
+            while state.budget_left():
                 if self._resume is None or self._resume.phase == training.name:
                     self.epoch(training, train)
-                if valid is not None:
+                if valid is not None and validate_every is None:
                     self.epoch(validation, valid)  # type: ignore[arg-type]
                 state.epoch += 1
                 state.phase, state.stage = None, ""
             state.ending = "completed"
         except CancelFitting as cancel:
-            if state.stage == "end":  # raised at EpochEnd: that epoch is complete
+            if state.stage == "end" and state.outer_step is None:  # at EpochEnd: it is complete
                 state.total_epochs += state.phase == training.name
-                last = training if valid is None or validation is None else validation
-                state.epoch += state.phase == last.name
+                last = training if valid is None or validate_every else validation
+                state.epoch += state.phase == last.name  # type: ignore[union-attr]
             state.ending = "cancelled"
             state.stopped_by, state.reason = cancel.callback, cancel.reason
         except BaseException as error:
             state.ending = "interrupted" if isinstance(error, KeyboardInterrupt) else "error"
             raise
         finally:
-            self._resume = None
+            self._resume = self._inner = self._budget = None
             self.model = self._parallel.unwrap(self.model)
             self.fire(FitEnd, training)
         return FitResult(state.epoch, state.step, state.stopped_by, state.reason)
@@ -149,39 +161,61 @@ class Loop(CallbackRunner):
         """Runs one epoch of ``phase`` over ``data``: ``EpochBegin``, the steps, ``EpochEnd``.
 
         A ``DataLoader`` with a ``DistributedSampler`` first gets ``set_epoch(total_epochs)``,
-        so a shuffled shard changes from epoch to epoch and replays exactly on resume.
+        so a shuffled shard changes from epoch to epoch and replays exactly on resume. Inside
+        ``fit(steps=...)`` a training epoch ends early once the steps are done, and inside
+        ``fit(validate_every=k)`` it runs a validation epoch after every k-th optimizer step.
         """
         state = self.fitstate
-        state.epoch_length = len(data) if hasattr(data, "__len__") else None  # type: ignore[arg-type]
+        state.epoch_length = length(data)
         training = isinstance(phase, AbstractTrainingPhase)
-        resume, self._resume = self._resume, None
+        inner = self._inner if training else None
+        budget = self._budget if training else None
+        if self._resume is not None and self._resume.phase != phase.name:
+            resume = None
+        else:
+            resume, self._resume = self._resume, None
         set_epoch(data, state.total_epochs)
         with phase.context(self._learner):
             try:
                 if resume is None or resume.batches is None:
                     state.phase, state.stage, state.epoch_step = phase.name, "begin", 0
                     self.fire(EpochBegin, phase)
-                    self._epoch_rng = snapshot(data)
+                    snap = snapshot(data)
+                    if state.outer_step is None:
+                        self._epoch_rng = snap
+                    else:
+                        self._inner_rng = snap
                     batches = iter(data)
                 else:  # the epoch began before the interruption: no EpochBegin
                     batches = continue_epoch(data, resume)
+                    state.phase, state.stage = phase.name, "steps"
                     state.epoch_step = resume.batches
+                    if resume.inner is not None:  # a validation was running inside it
+                        self._validate_inside(inner, resume.inner)
                 state.stage = "steps"
                 offset, cancelled = state.epoch_step - state.step, 0
                 step, learner = phase.step, self._learner
+                check = budget is not None or inner is not None
                 for batch in batches:
                     state.epoch_step += 1
+                    before = state.step
                     try:
                         step(learner, batch)
                     except CancelStep:
                         cancelled += 1
                     except KeyboardInterrupt:  # a step cut short is run again on resume
-                        if training:
-                            finished = state.epoch_step - state.step == offset + cancelled
-                        else:  # a validation step is at StepEnd once its loss is set
-                            finished = self.batch.loss is not None
-                        state.epoch_step -= not finished
+                        if state.outer_step is None:
+                            if training:
+                                finished = state.epoch_step - state.step == offset + cancelled
+                            else:  # a validation step is at StepEnd once its loss is set
+                                finished = self.batch.loss is not None
+                            state.epoch_step -= not finished
                         raise
+                    if check and state.step != before:
+                        if inner is not None and not state.step % inner[2]:
+                            self._validate_inside(inner, None)
+                        if budget is not None and state.step >= budget:
+                            break
             except CancelEpoch:
                 pass
             if training and state.epoch_step == 0:
@@ -196,33 +230,19 @@ class Loop(CallbackRunner):
             state.total_epochs += 1
         state.stage = "done"
 
+    def _validate_inside(self, inner: Any, resume: Resume | None) -> None:
+        """Runs a validation epoch inside the training epoch in progress, which then goes on
+        where it was (``fitstate.outer_step`` holds its position meanwhile)."""
+        validation, valid, _ = inner
+        state = self.fitstate
+        position = (state.phase, state.stage, state.epoch_step, state.epoch_length)
+        state.outer_step = state.epoch_step
+        self._resume = resume
+        self.epoch(validation, valid)
+        state.phase, state.stage, state.epoch_step, state.epoch_length = position
+        state.outer_step = None
+
     def step(self, phase: Phase, batch: Any) -> None:
         """Runs one step of ``phase`` on ``batch`` (in the phase's context)."""
         with phase.context(self._learner):
             phase.step(self._learner, batch)
-
-
-def check_phases(phases: Any) -> tuple[AbstractTrainingPhase, AbstractValidationPhase | None]:
-    """The phases ``fit(phases=...)`` runs: the defaults for ``None``, else checked.
-
-    Examples:
-        >>> check_phases(None)
-        (TrainingPhase(), ValidationPhase())
-        >>> check_phases((ValidationPhase(), None))
-        Traceback (most recent call last):
-        ...
-        fluxtrain.exceptions.FluxTrainError: fit: phases must be (training_phase, ...
-    """
-    if phases is None:
-        return TrainingPhase(), ValidationPhase()
-    if (
-        isinstance(phases, tuple)
-        and len(phases) == 2
-        and isinstance(phases[0], AbstractTrainingPhase)
-        and (phases[1] is None or isinstance(phases[1], AbstractValidationPhase))
-    ):
-        return phases
-    raise FluxTrainError(
-        f"fit: phases must be (training_phase, validation_phase): an instance of a "
-        f"TrainingPhase subclass and one of a ValidationPhase subclass or None, got {phases!r}."
-    )

@@ -88,7 +88,10 @@ class FitState:
     """Counters of the fit in progress and of all fits so far.
 
     Attributes:
-        n_epochs: Epochs asked of the ``fit`` call in progress.
+        n_epochs: Epochs asked of the ``fit`` call in progress (``None`` under ``steps=``).
+        n_steps: Optimizer steps asked of the ``fit`` call in progress (``fit(steps=n)``), or
+            ``None`` when it counts epochs.
+        validate_every: The ``validate_every`` of the ``fit`` call in progress, or ``None``.
         epoch: Epochs completed in the ``fit`` call in progress.
         step: Training steps completed in the ``fit`` call in progress.
         total_epochs: Training epochs completed over all ``fit`` calls.
@@ -101,6 +104,8 @@ class FitState:
         has_validation: Whether the fit in progress runs validation epochs.
         phase: Name of the phase of the latest epoch (``"train"``, ``"valid"``) within the
             current epoch of the fit; ``None`` before the epoch's first phase begins.
+        outer_step: While a validation runs inside a training epoch (``validate_every``),
+            the batches that training epoch had consumed; ``None`` otherwise.
         stage: Where that phase's epoch is: ``"begin"`` (``EpochBegin`` firing), ``"steps"``,
             ``"end"`` (``EpochEnd`` firing) or ``"done"``.
         resumed: Whether the fit in progress continues an interrupted one (``fit(resume=...)``).
@@ -116,7 +121,9 @@ class FitState:
         (True, True)
     """
 
-    n_epochs: int = 0
+    n_epochs: int | None = 0
+    n_steps: int | None = None
+    validate_every: int | None = None
     epoch: int = 0
     step: int = 0
     total_epochs: int = 0
@@ -127,11 +134,18 @@ class FitState:
     epoch_step: int = 0
     has_validation: bool = False
     phase: str | None = None
+    outer_step: int | None = None
     stage: str = ""
     resumed: bool = False
     ending: str | None = None
     stopped_by: str | None = None
     reason: str | None = None
+
+    def budget_left(self) -> bool:
+        """Whether the fit in progress has epochs or steps left to run."""
+        if self.n_steps is not None:
+            return self.step < self.n_steps
+        return self.epoch < (self.n_epochs or 0)
 
     def count_step(self) -> None:
         """Counts one completed training step; training phases call it after the update."""
@@ -161,6 +175,20 @@ class FitResult:
     steps_completed: int
     stopped_by: str | None = None
     reason: str | None = None
+
+
+def length(data: Any) -> int | None:
+    """``len(data)``, or ``None`` for data without a length (a ``DataLoader`` over an
+    ``IterableDataset``, whose ``len()`` raises, a generator, a stream).
+
+    Examples:
+        >>> length([1, 2]), length(iter([1, 2]))
+        (2, None)
+    """
+    try:
+        return len(data)
+    except TypeError:
+        return None
 
 
 def to_data(data: Any) -> Data:

@@ -12,47 +12,14 @@ Examples:
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from ..access import Write
+from ..batches import move
 from ..callback import Callback
 from ..phases import Phase
-
-
-def move(value: Any, device: torch.device) -> Any:
-    """``value`` with every tensor in it (nested tuples, named tuples, lists, mappings) on
-    ``device``; anything else is left as it is.
-
-    Examples:
-        >>> import torch
-        >>> moved = move({"ids": torch.ones(2), "meta": ["a", (torch.zeros(1), 3)]},
-        ...               torch.device("cpu"))
-        >>> moved["meta"][1][1]
-        3
-    """
-    if isinstance(value, torch.Tensor):
-        if value.device == device:
-            return value
-        if device.type == "cuda" and value.is_cpu:
-            if not value.is_pinned():
-                value = value.pin_memory()
-            return value.to(device, non_blocking=True)
-        return value.to(device)
-    if isinstance(value, tuple):
-        moved = [move(v, device) for v in value]
-        return type(value)(*moved) if hasattr(value, "_fields") else tuple(moved)
-    if isinstance(value, list):
-        return [move(v, device) for v in value]
-    if isinstance(value, Mapping):
-        moved = {k: move(v, device) for k, v in value.items()}
-        try:  # dict subclasses, and mappings built from a dict (BatchEncoding, UserDict)
-            return type(value)(moved)
-        except TypeError:
-            return moved
-    return value
 
 
 class ToDevice(Callback):

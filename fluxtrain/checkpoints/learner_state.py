@@ -17,7 +17,7 @@ Examples:
     >>> from fluxtrain.testing import tiny_learner
     >>> state = learner_state(tiny_learner())
     >>> state["format"], sorted(k for k in state if k in RANK_KEYS)
-    ('fluxtrain.learner/1', ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'rng'])
+    ('fluxtrain.learner/1', ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'inner_rng', 'rng'])
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def learner_state(learner: Learner) -> dict[str, Any]:
     }
 
 
-RANK_KEYS = ("cbstate", "callbacks", "rng", "data_rng", "epoch_rng")
+RANK_KEYS = ("cbstate", "callbacks", "rng", "data_rng", "epoch_rng", "inner_rng")
 """The entries of a learner state that are each rank's own under ``torch.distributed``."""
 
 
@@ -72,7 +72,7 @@ def rank_state(learner: Learner) -> dict[str, Any]:
     Examples:
         >>> from fluxtrain.testing import tiny_learner
         >>> sorted(rank_state(tiny_learner()))
-        ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'rng']
+        ['callbacks', 'cbstate', 'data_rng', 'epoch_rng', 'inner_rng', 'rng']
     """
     train, valid = learner._fit_data
     callbacks = {k: cb.state_dict() for k, cb in zip(callback_keys(learner), learner.callbacks)}
@@ -83,6 +83,7 @@ def rank_state(learner: Learner) -> dict[str, Any]:
             "rng": rng_state(),
             "data_rng": {"train": generator_states(train), "valid": generator_states(valid)},
             "epoch_rng": learner._epoch_rng,
+            "inner_rng": learner._inner_rng,
         }
     )
 

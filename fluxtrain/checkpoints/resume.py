@@ -1,21 +1,24 @@
-"""Loading a learner's state back, and where a resumed fit continues.
+"""Loading a learner's state back, and resuming an interrupted fit.
 
 :func:`load_learner_state` restores what :func:`~fluxtrain.checkpoints.learner_state.learner_state`
 saved (:meth:`Learner.load_state_dict <fluxtrain.Learner.load_state_dict>`), once
 :func:`~fluxtrain.checkpoints.checks.check_state` has found that it fits. ``fit(resume=...)`` reads
 the state it names (:func:`read_resume`), checks that it was saved during the same fit, loads
-it and continues from where it was saved (:func:`resume_point`). A resumed fit restores the
-random states the data was iterated with at the start of the interrupted epoch, replays the
-epoch's order, drops the batches that were consumed (without running the model), then restores
-the random states of the moment of the checkpoint (:func:`continue_epoch`).
+it and continues from where it was saved
+(:func:`~fluxtrain.checkpoints.position.resume_point`). A resumed fit restores the random states
+the data was iterated with at the start of the interrupted epoch, replays the epoch's order,
+drops the batches that were consumed (without running the model), then restores the random
+states of the moment of the checkpoint (:func:`~fluxtrain.checkpoints.position.continue_epoch`).
 
 Under ``torch.distributed`` each rank restores its own random, ``cbstate`` and callback states
 from the checkpoint's ``"ranks"`` list (:func:`~fluxtrain.checkpoints.learner_state.for_this_rank`).
 
 Examples:
-    >>> from fluxtrain.state import FitState
-    >>> resume_point(FitState(epoch=1, phase="train", stage="steps", epoch_step=3))
-    (1, 0, Resume(phase='train', batches=3, epoch_rng=None))
+    >>> from fluxtrain.testing import tiny_learner
+    >>> learner = tiny_learner()
+    >>> _ = learner.fit(steps=6)
+    >>> tiny_learner().fit(steps=6, resume=learner.state_dict())  # it had ended
+    FitResult(epochs_completed=2, steps_completed=6, stopped_by=None, reason=None)
 """
 
 from __future__ import annotations
@@ -23,18 +26,20 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..distributed import broadcast_object, is_distributed, is_main_process, unwrap, world_size
 from ..exceptions import CheckpointError
 from ..optimizers import saved_by_name
 from ..state import FitResult
+from ..state import length as data_length
 from .checks import check_format, check_state
 from .files import load_checkpoint, load_latest
 from .learner_state import callback_keys, for_this_rank
-from .rng import restore, set_generator_states, set_rng_state, snapshot
+from .position import Resume, resume_point
+from .rng import set_generator_states, set_rng_state
 
 if TYPE_CHECKING:
     from ..learner import Learner
@@ -50,73 +55,6 @@ class CheckpointFolder(Protocol):
     folder: Path
 
     def save(self, kind: str = ...) -> Path | None: ...
-
-
-class Resume(NamedTuple):
-    """Where a resumed fit continues within its first epoch.
-
-    Attributes:
-        phase: ``"train"`` or ``"valid"``: the phase to run first.
-        batches: Batches of that phase's epoch already consumed, or ``None`` to start it anew.
-        epoch_rng: The :func:`~fluxtrain.checkpoints.rng.snapshot` taken at the start of that epoch.
-    """
-
-    phase: str
-    batches: int | None
-    epoch_rng: dict[str, Any] | None
-
-
-def continue_epoch(data: Any, resume: Resume) -> Iterator[Any]:
-    """An iterator over ``data`` positioned after ``resume.batches`` batches.
-
-    The random states of the epoch's start are restored, ``iter(data)`` is taken and the
-    consumed batches are fetched and dropped (the model does not see them); then the random
-    states of now are restored.
-    """
-    now = snapshot(data)
-    if resume.epoch_rng is not None:
-        restore(data, resume.epoch_rng)
-    batches = iter(data)
-    for consumed in range(resume.batches or 0):
-        if next(batches, _END) is _END:
-            raise CheckpointError(
-                f"The data ended after {consumed} batches, but the checkpoint had consumed "
-                f"{resume.batches} in this epoch. Resume with the same data."
-            )
-    restore(data, now)
-    return batches
-
-
-_END = object()
-
-
-def resume_point(fitstate: Any) -> tuple[int, int, Resume]:
-    """``(epoch, total_epochs, Resume)``: where a fit saved with this ``fitstate`` continues.
-
-    Examples:
-        >>> from fluxtrain.state import FitState
-        >>> resume_point(FitState(epoch=2, phase="train", stage="steps", epoch_step=5))
-        (2, 0, Resume(phase='train', batches=5, epoch_rng=None))
-        >>> resume_point(FitState(epoch=2, phase="valid", stage="end", has_validation=True))
-        (3, 0, Resume(phase='train', batches=None, epoch_rng=None))
-    """
-    epoch, total, phase, stage = (
-        fitstate.epoch,
-        fitstate.total_epochs,
-        fitstate.phase,
-        fitstate.stage,
-    )
-    if phase is None:
-        return epoch, total, Resume("train", None, None)
-    if stage == "begin":
-        return epoch, total, Resume(phase, None, None)
-    if stage == "steps":
-        return epoch, total, Resume(phase, fitstate.epoch_step, None)
-    if phase == "train" and stage == "end":
-        total += 1  # what the learner does after EpochEnd
-    if phase == "train" and fitstate.has_validation:
-        return epoch, total, Resume("valid", None, None)
-    return epoch + 1, total, Resume("train", None, None)
 
 
 # -- loading a state -------------------------------------------------------------------------
@@ -148,6 +86,7 @@ def load_learner_state(learner: Learner, state: Mapping[str, Any], data: Any) ->
             set_generator_states(part, state["data_rng"][key])
     set_rng_state(state["rng"])
     learner._epoch_rng = copy.deepcopy(state.get("epoch_rng"))
+    learner._inner_rng = copy.deepcopy(state.get("inner_rng"))
 
 
 def read_resume(learner: Learner, resume: Any) -> tuple[dict[str, Any], str] | None:
@@ -208,10 +147,27 @@ def _latest_on_every_rank(folder: Any) -> tuple[dict[str, Any], str] | None:
     return load_checkpoint(path), path
 
 
+def fit_call(n_epochs: int | None, n_steps: int | None, validate_every: int | None) -> str:
+    """The ``fit(...)`` call of a budget, in words.
+
+    Examples:
+        >>> fit_call(3, None, None), fit_call(None, 500, 100)
+        ('fit(3)', 'fit(steps=500, validate_every=100)')
+    """
+    budget = f"steps={n_steps}" if n_steps is not None else str(n_epochs)
+    every = "" if validate_every is None else f", validate_every={validate_every}"
+    return f"fit({budget}{every})"
+
+
 def resume_fit(
-    learner: Learner, resume: Any, n_epochs: int, data: Any
+    learner: Learner,
+    resume: Any,
+    n_epochs: int | None,
+    data: Any,
+    n_steps: int | None = None,
+    validate_every: int | None = None,
 ) -> FitResult | Resume | None:
-    """Loads the state ``resume`` names for ``fit(n_epochs, ...)``.
+    """Loads the state ``resume`` names for ``fit(n_epochs, ...)`` or ``fit(steps=n_steps)``.
 
     Returns:
         ``None`` when there is nothing to resume (a fresh fit runs), the recorded
@@ -224,13 +180,14 @@ def resume_fit(
     state, where = found
     check_format(state)
     saved = state["fitstate"]
-    saved_n = saved.get("n_epochs")
-    if saved_n != n_epochs:
+    theirs = fit_call(saved.get("n_epochs"), saved.get("n_steps"), saved.get("validate_every"))
+    ours = fit_call(n_epochs, n_steps, validate_every)
+    if theirs != ours:
         raise CheckpointError(
-            f"fit: the checkpoint ({where}) was saved during a fit({saved_n}) call, at epoch "
-            f"{saved.get('epoch', 0) + 1} of {saved_n}, but this call is fit({n_epochs}). Call "
-            f"fit({saved_n}, resume=...) to finish that fit; to start a new fit of {n_epochs} "
-            f"epochs from its state, call learner.load_state_dict(state) and then fit({n_epochs})."
+            f"fit: the checkpoint ({where}) was saved during a {theirs} call, at epoch "
+            f"{saved.get('epoch', 0) + 1}, step {saved.get('step', 0)}, but this call is {ours}. "
+            f"Call {theirs[:-1]}, resume=...) to finish that fit; to start a new fit from its "
+            f"state, call learner.load_state_dict(state) and then {ours}."
         )
     ranks = state.get("ranks")
     ended = saved.get("ending") in ("completed", "cancelled")
@@ -239,10 +196,10 @@ def resume_fit(
             f"fit: the checkpoint ({where}) was written by a run of {len(ranks)} processes, "
             f"this one has {world_size()}. Resume an interrupted fit with the same number of "
             f"processes; to start a new fit from its state, call learner.load_state_dict(state) "
-            f"and then fit({n_epochs})."
+            f"and then {fit_call(n_epochs, n_steps, validate_every)}."
         )
     train, valid = data
-    length = len(train) if hasattr(train, "__len__") else None
+    length = data_length(train)
     saved_length = saved.get("steps_per_epoch")
     if length is not None and saved_length is not None and length != saved_length:
         raise CheckpointError(
@@ -262,7 +219,10 @@ def resume_fit(
         return FitResult(fitstate.epoch, fitstate.step, fitstate.stopped_by, fitstate.reason)
     fitstate.epoch, fitstate.total_epochs, point = resume_point(fitstate)
     fitstate.resumed = True
+    fitstate.outer_step = None
     if point.batches is None:
         fitstate.phase, fitstate.stage = (None, "") if point.phase == "train" else ("train", "done")
         fitstate.epoch_step = 0
+    if point.inner is not None:
+        point = point._replace(inner=point.inner._replace(epoch_rng=learner._inner_rng))
     return point._replace(epoch_rng=learner._epoch_rng)

@@ -26,7 +26,7 @@ from fluxtrain import (
     throttle,
 )
 from fluxtrain.callbacks.recorder import PhaseHistory
-from fluxtrain.callbacks.to_device import move
+from fluxtrain.batches import move
 from fluxtrain.events import EVENTS
 from fluxtrain.testing import Unsized, regression_data, tiny_learner
 
