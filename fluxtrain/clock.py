@@ -3,7 +3,8 @@
 ``t`` counts completed optimizer steps over all ``fit`` calls. The ``"epoch"`` time is ``t``
 divided by the steps per epoch; when that number changes between fits (new training data), the
 epoch time goes on from where it was instead of jumping. The ``"fraction"`` time is the share
-of the fit in progress, and the ``"sample"`` time the training samples seen in completed steps.
+of the fit in progress (of its epochs, or of its ``steps=`` budget), and the ``"sample"`` time
+the training samples seen in completed steps.
 
 Examples:
     >>> clock = ScheduleClock()
@@ -52,15 +53,24 @@ class ScheduleClock:
         fraction = (t - self._fit_start) / self._fit_length if self._fit_length else 0.0
         return (t, epoch, fraction, self.samples)
 
-    def start_fit(self, steps_per_epoch: int | None, n_epochs: int, step: int) -> None:
-        """Begins a fit of ``n_epochs`` epochs, ``step`` steps of which are already done
-        (more than 0 in a resumed fit)."""
+    def start_fit(
+        self,
+        steps_per_epoch: int | None,
+        n_epochs: int | None,
+        step: int,
+        n_steps: int | None = None,
+    ) -> None:
+        """Begins a fit of ``n_epochs`` epochs or ``n_steps`` steps, ``step`` steps of which
+        are already done (more than 0 in a resumed fit)."""
         spe = steps_per_epoch
         if spe is not None and self.steps_per_epoch is not None and spe != self.steps_per_epoch:
             self._epoch_base = (self.t, self.times()[1])
         self.steps_per_epoch = spe
         self._fit_start = self.t - step
-        self._fit_length = float(n_epochs * spe) if spe is not None else 0.0
+        if n_steps is not None:
+            self._fit_length = float(n_steps)
+        else:
+            self._fit_length = float((n_epochs or 0) * spe) if spe is not None else 0.0
 
     def advance(self, steps: int = 1, samples: int = 0) -> None:
         """Counts completed optimizer steps and the samples they saw (``steps=0`` for an

@@ -112,14 +112,17 @@ class Scheduler(Callback):
     def _start_clock(self, fitstate: Any) -> None:
         spe = self.steps_per_epoch or fitstate.updates_per_epoch
         needs = sorted(self._units & {"epoch", "fraction"})
+        if fitstate.n_steps is not None:  # the fraction follows the step budget
+            needs = [unit for unit in needs if unit != "fraction"]
         if spe is None and needs:
             raise ScheduleError(
                 f"Scheduler: a schedule in unit {needs[0]!r} needs the number of steps per "
-                f"epoch, but the training data has no len(). Pass "
-                f"Scheduler(..., steps_per_epoch=N) with the number of training batches per "
-                f"epoch, or build the schedule with unit='step'."
+                f"epoch, but the training data has no len() (an IterableDataset, a stream). "
+                f"Pass Scheduler(..., steps_per_epoch=N) with the number of training batches "
+                f"per epoch, or build the schedule with unit='step' (or unit='fraction' under "
+                f"fit(steps=...))."
             )
-        self.clock.start_fit(spe, fitstate.n_epochs, fitstate.step)
+        self.clock.start_fit(spe, fitstate.n_epochs, fitstate.step, fitstate.n_steps)
 
     # -- hooks -------------------------------------------------------------------------------
 

@@ -262,7 +262,10 @@ def test_list_length_must_match_param_groups():
 @pytest.mark.parametrize("unit", ["epoch", "fraction"])
 def test_unresolvable_unit_says_what_to_pass(unit):
     learner = tiny_learner(Scheduler({LearningRate: identity(unit)}))
-    with pytest.raises(ScheduleError, match=r"no len\(\). Pass Scheduler\(\.\.\., steps_per_epoch"):
+    with pytest.raises(
+        ScheduleError,
+        match=r"no len\(\) \(an IterableDataset, a stream\)\. Pass Scheduler\(\.\.\., steps_per_epoch",
+    ):
         learner.fit(1, Unsized(regression_data(2, 8)))
     assert learner.cbstate.hyperparams == {}
 

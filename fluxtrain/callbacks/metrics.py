@@ -2,7 +2,9 @@
 
 ``cbstate.metrics_step["train/Loss"]`` holds the latest step's value as a detached tensor (no
 host sync); ``cbstate.metrics_epoch["valid/Accuracy"]`` is a list with one float per epoch of that
-phase, read once at the end of each epoch.
+phase, read once at the end of each epoch, and ``cbstate.metrics_at["valid/Accuracy"]`` the
+training step (``fitstate.total_steps``) each of those values was recorded at, which places a
+validation run every few steps (``fit(validate_every=k)``) on a step axis.
 
 Examples:
     >>> from fluxtrain.testing import tiny_learner
@@ -14,6 +16,7 @@ Examples:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,8 +50,10 @@ class Metrics(Callback):
 
     stateaccess = {
         "batch": Read,
+        "fitstate": Read,
         "cbstate.metrics_step": Write,
         "cbstate.metrics_epoch": Write,
+        "cbstate.metrics_at": Write,
     }
 
     def __init__(self, *metrics: Any) -> None:
@@ -63,6 +68,8 @@ class Metrics(Callback):
                 f"names (FunctionMetric(fn, name=...))."
             )
         self.metrics = converted
+        self._by_phase: dict[str, list[Metric]] = {}  # each phase's own copies
+        self._loaded: dict[str | None, Mapping[str, Any]] = {}  # states for phases to come
         self._keys: dict[tuple[str, str], str] = {}
         self._plan: (
             tuple[str, tuple[tuple[Metric, str, OutputTransform | None], ...], dict[str, Any]]
@@ -70,10 +77,21 @@ class Metrics(Callback):
         ) = None
 
     def init(self, learner: Any) -> None:
-        if "metrics_step" not in learner.cbstate:
-            learner.cbstate.metrics_step = {}
-        if "metrics_epoch" not in learner.cbstate:
-            learner.cbstate.metrics_epoch = {}
+        for entry in ("metrics_step", "metrics_epoch", "metrics_at"):
+            if entry not in learner.cbstate:
+                learner.cbstate[entry] = {}
+
+    def of(self, phase: str) -> list[Metric]:
+        """The metrics of one phase (``"train"``, ``"valid"``): copies of :attr:`metrics`, so
+        a validation inside a training epoch leaves the training epoch's values alone."""
+        metrics = self._by_phase.get(phase)
+        if metrics is None:
+            metrics = self._by_phase[phase] = copy.deepcopy(self.metrics)
+            saved = self._loaded.pop(phase, None) or self._loaded.get(None)
+            for metric in metrics if saved else ():
+                if metric.name in saved:  # type: ignore[operator]
+                    metric.load_state_dict(saved[metric.name])  # type: ignore[index]
+        return metrics
 
     def _key(self, phase: Phase, metric: Metric) -> str:
         key = self._keys.get((phase.name, metric.name))
@@ -85,12 +103,13 @@ class Metrics(Callback):
         self._plan = None  # cbstate may have been restored from a checkpoint
 
     def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
-        for metric in self.metrics:
+        for metric in self.of(phase.name):
             metric.reset()
         self._make_plan(phase, learner)
 
     def _make_plan(self, phase: Phase, learner: Any) -> None:
-        steps = tuple((m, self._key(phase, m), m.output_transform) for m in self.metrics)
+        metrics = self.of(phase.name)
+        steps = tuple((m, self._key(phase, m), m.output_transform) for m in metrics)
         self._plan = (phase.name, steps, learner.cbstate.metrics_step)
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
@@ -111,14 +130,25 @@ class Metrics(Callback):
                 step_values[key] = value
 
     def state_dict(self) -> dict[str, Any]:
-        return {"metrics": {m.name: m.state_dict() for m in self.metrics}}
+        return {
+            "phases": {
+                phase: {m.name: m.state_dict() for m in metrics}
+                for phase, metrics in self._by_phase.items()
+            }
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for metric in self.metrics:
-            if metric.name in state["metrics"]:
-                metric.load_state_dict(state["metrics"][metric.name])
+        self._by_phase, self._plan = {}, None
+        if "phases" in state:
+            self._loaded = dict(state["phases"])
+        else:  # one set of metric states for every phase
+            self._loaded = {None: state["metrics"]}
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
-        epoch_values = learner.cbstate.metrics_epoch
-        for metric in self.metrics:
-            epoch_values.setdefault(self._key(phase, metric), []).append(metric.compute())
+        cbstate = learner.cbstate
+        epoch_values, at = cbstate.metrics_epoch, cbstate.metrics_at
+        step = learner.fitstate.total_steps
+        for metric in self.of(phase.name):
+            key = self._key(phase, metric)
+            epoch_values.setdefault(key, []).append(metric.compute())
+            at.setdefault(key, []).append(step)

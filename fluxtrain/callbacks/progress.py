@@ -73,9 +73,9 @@ class ProgressPrinter(Callback):
         self.file = file
         self.interval = interval
         self.leave = leave
-        self._bar: Any = None
+        self._bars: dict[str, Any] = {}  # by phase: a validation inside training has its own
+        self._pending: dict[str, int] = {}
         self._reader = LatestValue()
-        self._pending = 0
         self._next = 0.0
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
@@ -87,51 +87,56 @@ class ProgressPrinter(Callback):
         self._open(phase.name, learner.fitstate, 0)
 
     def _open(self, name: str, state: Any, done: int) -> None:
-        self._close()
+        self._close(name)
         if not is_main_process():
             return
         epoch = state.total_epochs + 1 if name == "train" else state.total_epochs
-        self._bar = tqdm(
-            total=state.epoch_length,
+        total, unit = state.epoch_length, "step"
+        if total is None and name == "train" and state.n_steps is not None:
+            total, done = state.n_steps, state.step  # a stream: optimizer steps of the budget
+        self._bars[name] = tqdm(
+            total=total,
             initial=done,
             desc=f"Epoch {max(epoch, 1)} {name}",
             file=self.file,
             leave=self.leave,
             dynamic_ncols=True,
             mininterval=self.interval,
-            unit="step",
+            unit=unit,
         )
-        self._pending = 0
+        self._pending[name] = 0
         self._next = time.monotonic() + self.interval
 
     def on_step_end(self, phase: Phase, learner: Any) -> None:
-        if self._bar is None:
+        name = phase.name
+        if name not in self._bars:
             return
-        self._pending += 1
+        self._pending[name] += 1
         now = time.monotonic()
         if now < self._next:
             return
         self._next = now + self.interval
-        self._flush(learner)
+        self._flush(name, learner)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
-        self._flush(learner)
-        self._close()
+        self._flush(phase.name, learner)
+        self._close(phase.name)
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
-        self._close()
+        for name in list(self._bars):
+            self._close(name)
 
-    def _flush(self, learner: Any) -> None:
-        bar = self._bar
+    def _flush(self, name: str, learner: Any) -> None:
+        bar = self._bars.get(name)
         if bar is None:
             return
         loss = learner.batch.loss
         if isinstance(loss, torch.Tensor):
             bar.set_postfix_str(f"loss={self._reader.read(loss):.4g}", refresh=False)
-        bar.update(self._pending)
-        self._pending = 0
+        bar.update(self._pending[name])
+        self._pending[name] = 0
 
-    def _close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+    def _close(self, name: str) -> None:
+        bar = self._bars.pop(name, None)
+        if bar is not None:
+            bar.close()

@@ -86,7 +86,7 @@ def test_keyboard_interrupt_fires_fit_end_saves_then_propagates(tmp_path):
     learner = tiny_learner(raiser, Checkpointer(tmp_path, every_epochs=None), printer)
     with pytest.raises(KeyboardInterrupt):
         learner.fit(3)
-    assert raiser.endings == ["interrupted"] and printer._bar is None
+    assert raiser.endings == ["interrupted"] and printer._bars == {}
     assert kinds(tmp_path) == [("interrupt", 5)]
     learner = tiny_learner(RaiseAt(5), Checkpointer(tmp_path / "off", save_on_interrupt=False))
     with pytest.raises(KeyboardInterrupt):
