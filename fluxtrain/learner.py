@@ -24,6 +24,7 @@ from .checkpoints.resume import Resume, load_learner_state
 from .dispatch import with_defaults
 from .distributed import DataParallel
 from .exceptions import FluxTrainError
+from .inference import evaluate, predict
 from .loop import Loop
 from .optimizers import as_dict
 from .state import Batch, CallbackState, FitState, to_data
@@ -107,6 +108,43 @@ class Learner(Loop):
         self.optimizers = as_dict(optimizer)
         self.optimizer_names = tuple(self.optimizers)
         self._optimizer = optimizer
+
+    # -- using the model -------------------------------------------------------------------
+
+    def evaluate(self, data: Any = None) -> dict[str, Any]:
+        """Runs one validation pass over ``data`` (default: the validation data) with the
+        learner's callbacks and returns ``{metric name: value}``.
+
+        The names have no phase prefix (``"Loss"``, ``"Accuracy"``). No training record
+        (``cbstate.history``, ``metrics_epoch``, hyperparameter records), the weights, the
+        training mode and the random states change; callbacks that act on the fit's
+        validations (``EarlyStopping``, ``Checkpointer``) do not run.
+
+        Examples:
+            >>> from fluxtrain import Metrics
+            >>> from fluxtrain.testing import tiny_learner
+            >>> learner = tiny_learner(Metrics())
+            >>> _ = learner.fit(2)
+            >>> sorted(learner.evaluate())
+            ['Loss']
+        """
+        return evaluate(self, data)
+
+    def predict(self, data: Any = None) -> Any:
+        """The model's outputs on ``data`` in eval mode, under ``no_grad``, without callbacks.
+
+        Batches may hold inputs only (``(inputs,)``, or a dict without ``"labels"``). Tensor
+        outputs are concatenated along dimension 0; other outputs come as a list, one per
+        batch.
+
+        Examples:
+            >>> import torch
+            >>> from fluxtrain.testing import tiny_learner
+            >>> learner = tiny_learner()
+            >>> learner.predict([(torch.ones(2, 1),), (torch.ones(3, 1),)]).shape
+            torch.Size([5, 1])
+        """
+        return predict(self, data)
 
     # -- state -----------------------------------------------------------------------------
 

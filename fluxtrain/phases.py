@@ -26,6 +26,28 @@ if TYPE_CHECKING:
     from .learner import Learner
 
 
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """``model.eval()`` and ``torch.no_grad()``; the model's mode is restored after.
+
+    Examples:
+        >>> import torch
+        >>> model = torch.nn.Dropout()
+        >>> with evaluating(model):
+        ...     model.training
+        False
+        >>> model.training
+        True
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        model.train(was_training)
+
+
 class Phase:
     """Base of all phases. ``name`` prefixes metric names (``"train/Loss"``)."""
 
@@ -160,13 +182,8 @@ class AbstractValidationPhase(Phase):
 
     @contextlib.contextmanager
     def context(self, learner: Learner) -> Iterator[None]:
-        was_training = learner.model.training
-        learner.model.eval()
-        try:
-            with torch.no_grad():
-                yield
-        finally:
-            learner.model.train(was_training)
+        with evaluating(learner.model):
+            yield
 
 
 class TrainingPhase(AbstractTrainingPhase):
