@@ -67,7 +67,7 @@ def ring_loader(n: int = 16384, std: float = 0.05, seed: int = 0) -> DataLoader:
     )
 
 
-def mlp(n_in: int, n_out: int, hidden: int = 64) -> torch.nn.Sequential:
+def mlp(n_in: int, n_out: int, hidden: int = 128) -> torch.nn.Sequential:
     return torch.nn.Sequential(
         torch.nn.Linear(n_in, hidden),
         torch.nn.LeakyReLU(0.2),

@@ -25,10 +25,10 @@ from typing import Any
 
 from ..access import Read
 from ..callback import Callback
-from ..checkpoints.files import write_checkpoint
+from ..checkpoints.files import load_checkpoint, write_checkpoint
 from ..checkpoints.learner_state import rank_states
-from ..checkpoints.manifest import read_manifest
-from ..checkpoints.resume import resume_point
+from ..checkpoints.manifest import read_manifest, verify
+from ..checkpoints.position import resume_point
 from ..checkpoints.rotation import clean_folder, rotate
 from ..distributed import broadcast_object, is_distributed, is_main_process
 from ..exceptions import CheckpointError, FluxTrainError
@@ -70,6 +70,9 @@ class Checkpointer(Callback):
         every_steps: Save every this many training steps (counted over all fits), or ``None``.
         keep_last: How many of the newest checkpoints to keep, ``>= 1``.
         monitor: A ``cbstate.metrics_epoch`` key, e.g. ``"valid/Loss"``, to keep the best by.
+            A checkpoint is also written at the end of every epoch of that phase (each
+            validation, also those of ``fit(validate_every=k)``), so the best one is on disk;
+            :attr:`best_checkpoint` is its path and :meth:`load_best` restores it.
         mode: ``"min"`` or ``"max"``: whether lower or higher ``monitor`` values are better.
         keep_best: How many of the best checkpoints by ``monitor`` to keep besides.
         save_on_interrupt: Also save when the fit ends by ``KeyboardInterrupt``.
@@ -116,6 +119,8 @@ class Checkpointer(Callback):
         self.monitor, self.mode, self.save_on_interrupt = monitor, mode, save_on_interrupt
         self._learner: Any = None
         self._last: tuple[Any, ...] | None = None
+        self._step_saved = -1
+        self._monitor_phase = None if monitor is None else monitor.partition("/")[0]
         if every_steps is not None:  # a StepEnd hook only when there is work for it
             self.on_step_end = self._step_end  # type: ignore[method-assign]
 
@@ -128,7 +133,7 @@ class Checkpointer(Callback):
                 f"Checkpointer: monitor={self.monitor!r} reads cbstate.metrics_epoch, which the "
                 f"Metrics callback records; add Metrics(...) or drop monitor=."
             )
-        self._last = None
+        self._last, self._step_saved = None, -1
         if not is_main_process():
             return
         try:
@@ -146,15 +151,23 @@ class Checkpointer(Callback):
 
     def _step_end(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):
-            if not learner.fitstate.total_steps % self.every_steps:
+            step = learner.fitstate.total_steps
+            if not step % self.every_steps and step != self._step_saved:
+                self._step_saved = step  # once per step, not per accumulated micro-batch
                 self.save("step")
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         state = learner.fitstate
-        last = AbstractValidationPhase if state.has_validation else AbstractTrainingPhase
-        if self.every_epochs and isinstance(phase, last):
-            if not (state.epoch + 1) % self.every_epochs:
-                self.save("epoch")
+        inside = state.outer_step is not None  # a validation inside a training epoch
+        at_end = state.has_validation and state.validate_every is None
+        last = AbstractValidationPhase if at_end else AbstractTrainingPhase
+        epoch = bool(self.every_epochs) and isinstance(phase, last) and not inside
+        epoch = epoch and not (state.epoch + 1) % (self.every_epochs or 1)
+        best = self._monitor_phase == phase.name and isinstance(
+            phase, (AbstractTrainingPhase, AbstractValidationPhase)
+        )
+        if epoch or best:
+            self.save("epoch" if epoch else "metric")
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
         ending = learner.fitstate.ending
@@ -205,14 +218,15 @@ class Checkpointer(Callback):
     def _write(self, learner: Any, kind: str, ranks: list[Any] | None) -> Path:
         state = learner.fitstate
         epoch, total_epochs, point = resume_point(state)
-        at_epoch_end = point.phase == "train" and point.batches is None
+        at_epoch_end = point.phase == "train" and point.batches is None and point.inner is None
+        measured = state.stage == "end" and state.phase == self._monitor_phase
         where = "" if point.batches is None else f", {point.batches} {point.phase} batches"
         info = {
             "kind": kind,
             "epoch": total_epochs,
             "step": state.total_steps,
             "fit": f"fit({state.n_epochs}): {epoch} epochs{where}",
-            "metric": self._metric(learner.cbstate) if at_epoch_end else None,
+            "metric": self._metric(learner.cbstate) if at_epoch_end or measured else None,
         }
         keep = partial(rotate, keep_last=self.keep_last, keep_best=self.keep_best, mode=self.mode)
         saved = learner.state_dict()
@@ -234,6 +248,45 @@ class Checkpointer(Callback):
             )
         value = float(values[-1])
         return None if math.isnan(value) else value
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        """The path of the best good checkpoint by ``monitor`` in the folder, or ``None``.
+
+        Of equal values the newest wins. ``None`` without ``monitor`` or before any checkpoint
+        with a value of it.
+        """
+        if self.monitor is None:
+            return None
+        entries = (read_manifest(self.folder) or {}).get("checkpoints", [])
+        sign = 1.0 if self.mode == "min" else -1.0
+        scored = [
+            (sign * float(e["metric"]), -i, e)
+            for i, e in enumerate(entries)
+            if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
+        ]
+        for _, _, entry in sorted(scored, key=lambda item: item[:2]):
+            if verify(self.folder, entry) is None:
+                return self.folder / str(entry["file"])
+        return None
+
+    def load_best(self, learner: Any) -> Path:
+        """Restores the :attr:`best_checkpoint` into ``learner`` and returns its path.
+
+        A following ``fit(n)`` starts a new fit from those weights.
+
+        Raises:
+            CheckpointError: There is no best checkpoint (no ``monitor``, or none written yet).
+        """
+        path = self.best_checkpoint
+        if path is None:
+            why = "it has no monitor=" if self.monitor is None else "none holds a value of it"
+            raise CheckpointError(
+                f"Checkpointer.load_best: there is no best checkpoint in {self.folder}: {why}. "
+                f"Give Checkpointer(folder, monitor='valid/Loss') and fit first."
+            )
+        learner.load_state_dict(load_checkpoint(path))
+        return path
 
     def __repr__(self) -> str:
         monitor = f", monitor={self.monitor!r}" if self.monitor else ""

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..access import Read
 from ..callback import Callback
+from ..distributed import unwrap
 from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
 from .metrics import Metrics
@@ -28,7 +29,9 @@ class EarlyStopping(Callback):
     """Raises ``CancelFitting`` when ``monitor`` has not improved for ``patience`` epochs.
 
     At the end of each full epoch (after validation when the fit has validation data, else
-    after training) it reads the latest value of ``cbstate.metrics_epoch[monitor]``. A value
+    after training), and after each validation of ``fit(validate_every=k)`` (then
+    ``patience`` counts validations), it reads the latest value of
+    ``cbstate.metrics_epoch[monitor]``. A value
     improves when it beats the best so far by more than ``min_delta`` (lower for
     ``mode="min"``, higher for ``"max"``; NaN never improves). After ``patience`` epochs in a
     row without improvement the fit ends, and its :class:`~fluxtrain.FitResult` says why. The
@@ -40,6 +43,9 @@ class EarlyStopping(Callback):
         mode: ``"min"`` or ``"max"``: whether lower or higher values are better.
         patience: Epochs without improvement to wait, ``>= 1``.
         min_delta: Smallest change that counts as an improvement, ``>= 0``.
+        restore_best: When it stops the fit, first copy the weights of the best epoch back
+            into the model (it keeps a copy of them, on the model's device, each time the
+            value improves).
 
     Raises:
         FluxTrainError: For bad arguments; at ``FitBegin`` when there is no ``Metrics``
@@ -48,10 +54,10 @@ class EarlyStopping(Callback):
     Examples:
         >>> stopper = EarlyStopping("valid/Accuracy", mode="max", patience=2)
         >>> stopper.state_dict()
-        {'best': None, 'best_epoch': None, 'wait': 0}
+        {'best': None, 'best_epoch': None, 'wait': 0, 'weights': None}
     """
 
-    stateaccess = {"cbstate.metrics_epoch": Read, "fitstate": Read}
+    stateaccess = {"cbstate.metrics_epoch": Read, "fitstate": Read, "model": Read}
     runafter = (Metrics,)
 
     def __init__(
@@ -60,6 +66,7 @@ class EarlyStopping(Callback):
         mode: str = "min",
         patience: int = 3,
         min_delta: float = 0.0,
+        restore_best: bool = False,
     ) -> None:
         if not isinstance(monitor, str) or not monitor:
             raise FluxTrainError(
@@ -75,9 +82,15 @@ class EarlyStopping(Callback):
         if not isinstance(min_delta, (int, float)) or not min_delta >= 0:
             raise FluxTrainError(f"EarlyStopping: min_delta must be >= 0, got {min_delta!r}.")
         self.monitor, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
+        if not isinstance(restore_best, bool):
+            raise FluxTrainError(
+                f"EarlyStopping: restore_best must be True or False, got {restore_best!r}."
+            )
+        self.restore_best = restore_best
         self.best: float | None = None
         self.best_epoch: int | None = None
         self.wait = 0
+        self._weights: dict[str, Any] | None = None
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
         if "metrics_epoch" not in learner.cbstate:
@@ -87,7 +100,7 @@ class EarlyStopping(Callback):
                 f"(or keep usedefaultcallbacks=True)."
             )
         if not learner.fitstate.resumed:
-            self.best, self.best_epoch, self.wait = None, None, 0
+            self.best, self.best_epoch, self.wait, self._weights = None, None, 0, None
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         last = AbstractValidationPhase if learner.fitstate.has_validation else AbstractTrainingPhase
@@ -104,13 +117,21 @@ class EarlyStopping(Callback):
         value, epoch = float(values[-1]), len(values)
         if self._improves(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                model = unwrap(learner.model)
+                self._weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
             return
         self.wait += 1
         if self.wait >= self.patience:
-            best = "none" if self.best is None else f"{self.best:.4g} at epoch {self.best_epoch}"
+            unit = "epoch" if learner.fitstate.validate_every is None else "validation"
+            best = "none" if self.best is None else f"{self.best:.4g} at {unit} {self.best_epoch}"
+            restored = ""
+            if self._weights is not None:
+                unwrap(learner.model).load_state_dict(self._weights)
+                restored = "; its weights restored"
             raise CancelFitting(
                 f"{self.monitor} did not improve by more than {self.min_delta:g} for "
-                f"{self.wait} epoch{'s' if self.wait > 1 else ''} (best {best})"
+                f"{self.wait} {unit}{'s' if self.wait > 1 else ''} (best {best}{restored})"
             )
 
     def _improves(self, value: float) -> bool:
@@ -123,10 +144,16 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def state_dict(self) -> dict[str, Any]:
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait}
+        return {
+            "best": self.best,
+            "best_epoch": self.best_epoch,
+            "wait": self.wait,
+            "weights": self._weights,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self._weights = state.get("weights")
 
     def __repr__(self) -> str:
         return (

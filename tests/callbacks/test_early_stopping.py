@@ -110,7 +110,7 @@ def test_its_state_survives_a_resume(tmp_path):
     )
     assert resumed.fit(20, resume="latest") == want
     assert want == FitResult(5, 20, "EarlyStopping", want.reason)
-    assert stopper.state_dict() == {"best": 4.0, "best_epoch": 2, "wait": 3}
+    assert stopper.state_dict() == {"best": 4.0, "best_epoch": 2, "wait": 3, "weights": None}
 
 
 def test_state_dict_round_trip():
@@ -118,7 +118,11 @@ def test_state_dict_round_trip():
     fit([5.0, 4.0, 4.5, 6.0], stopper, n_epochs=4)
     other = EarlyStopping(patience=3)
     other.load_state_dict(stopper.state_dict())
-    assert other.state_dict() == stopper.state_dict() == {"best": 4.0, "best_epoch": 2, "wait": 2}
+    assert (
+        other.state_dict()
+        == stopper.state_dict()
+        == {"best": 4.0, "best_epoch": 2, "wait": 2, "weights": None}
+    )
 
 
 @pytest.mark.parametrize(
