@@ -109,7 +109,7 @@ class GANTrainingPhase(TrainingPhase):
 
 def mode_distance(fake: torch.Tensor, targets: None) -> torch.Tensor:
     """Mean distance from each generated sample to the nearest of the eight modes."""
-    return torch.cdist(fake, MODES).min(dim=1).values.mean()
+    return torch.cdist(fake.detach(), MODES).min(dim=1).values.mean()
 
 
 class SimulatedInterrupt(Callback):
@@ -126,16 +126,21 @@ class SimulatedInterrupt(Callback):
 
 
 def build(folder: Path, interrupt_at: int | None = None, verbose: bool = False) -> Learner:
-    """The same learner every time: same seed, model, optimizers, data and schedules."""
+    """The same learner every time: same seed, model, optimizers, data and schedules.
+
+    ``verbose`` adds a ``MetricsPrinter``; only the reference run has it, since a resumed
+    learner must have the same callbacks as the one that saved the checkpoint.
+    """
     torch.manual_seed(0)
     gan = GAN()
-    optimizers = {
+    optimizers = {  # no lr here: the Scheduler sets it at every step
         "generator": torch.optim.Adam(gan.generator.parameters(), betas=(0.5, 0.999)),
         "discriminator": torch.optim.Adam(gan.discriminator.parameters(), betas=(0.5, 0.999)),
     }
     data = ring_loader()
     scheduler = Scheduler(
         {
+            # a cosine decay over the whole fit, in steps
             LearningRate(optimizer="generator"): cosine(2e-3, 2e-4, N_EPOCHS * len(data)),
             # keyframes in epochs: hold 1e-3 for the first half, then fall to 1e-4
             LearningRate(optimizer="discriminator"): Schedule(
@@ -187,10 +192,11 @@ def main() -> None:
     distance = float(nearest.values.mean())
     near = nearest.values < 0.25
     per_mode = torch.bincount(nearest.indices[near], minlength=8)
-    modes_found = int((per_mode >= 0.02 * len(fake)).sum())  # modes with 2% of the samples
+    modes_found = int((per_mode >= 0.01 * len(fake)).sum())  # modes near 1% of the samples
     print(
         f"generated samples: mean distance to the nearest mode {distance:.3f}, "
-        f"{near.float().mean():.1%} within 0.25 of one, per mode {per_mode.tolist()}"
+        f"{near.float().mean():.1%} within 0.25 of one, per mode {per_mode.tolist()}, "
+        f"{modes_found} of the 8 modes found"
     )
 
     same_weights = all(
@@ -204,7 +210,7 @@ def main() -> None:
     print(f"equal to the uninterrupted run: weights {same_weights}, records {same_records}")
     if not (same_weights and same_records):
         raise SystemExit("the resumed run differs from the uninterrupted one")
-    if distance > (0.6 if FAST else 0.3) or (not FAST and modes_found < 6):
+    if distance > (0.5 if FAST else 0.25) or (not FAST and modes_found < 6):
         raise SystemExit(f"the generator did not learn the ring: {distance=:.3f}, {modes_found=}")
 
 

@@ -68,7 +68,8 @@ class TwoHalves(torch.nn.Module):
 
 
 def two_losses(outputs, targets):
-    """Cross-entropy of the class plus the squared error of the share, weighted to match."""
+    """Cross-entropy of the class plus ten times the squared error of the share (the share's
+    errors are small numbers: the weight keeps the regression from being ignored)."""
     (logits, share), (label, true_share) = outputs, targets
     return F.cross_entropy(logits, label) + 10.0 * F.mse_loss(share, true_share)
 
@@ -91,7 +92,7 @@ def main() -> None:
                 mean_absolute_error, name="MAE", output_transform=lambda o, t: (o[1], t[1])
             ),
         ),
-        Scheduler.onecycle(N_EPOCHS, 1e-2),
+        Scheduler.onecycle(N_EPOCHS, 1e-2),  # with Adam, the momentum cycled is beta1
     )
     learner.fit(N_EPOCHS)
 
