@@ -49,18 +49,24 @@ def epoch_series(
     return grouped
 
 
-def plot_history(learner: Any, path: str | os.PathLike[str] | None = None) -> Figure:
+def plot_history(
+    learner: Any, path: str | os.PathLike[str] | None = None, x: str = "auto"
+) -> Figure:
     """Plots a learner's metrics per epoch and its hyperparameters per training step.
 
     The left column has one subplot per metric (``Loss``, ``Accuracy``, ...) from
     ``cbstate.metrics_epoch``, with a line per phase (``train``, ``valid``); the i-th value of a
-    phase is drawn at epoch i (from 1). The right column has one subplot per hyperparameter from
+    phase is drawn at epoch i (from 1), or, on a step axis, at the training step it was recorded
+    at (``cbstate.metrics_at``). The right column has one subplot per hyperparameter from
     ``cbstate.hyperparams`` (recorded by a ``Scheduler``), against the training step. Either
     column is left out when there is nothing for it.
 
     Args:
         learner: A learner fitted with :class:`~fluxtrain.Metrics` and/or a ``Scheduler``.
         path: Where to save a PNG, if given.
+        x: The metrics' axis: ``"epoch"``, ``"step"``, or ``"auto"`` (steps when the last fit
+            counted steps or validated every few steps, ``fit(steps=...)`` or
+            ``validate_every``, else epochs).
 
     Returns:
         The matplotlib ``Figure``: metric subplots first, then hyperparameter subplots.
@@ -80,8 +86,16 @@ def plot_history(learner: Any, path: str | os.PathLike[str] | None = None) -> Fi
         >>> [line.get_label() for line in figure.axes[0].get_lines()], os.path.getsize(path) > 0
         (['train', 'valid'], True)
     """
+    if x not in ("auto", "epoch", "step"):
+        raise FluxTrainError(f"plot_history: x must be 'auto', 'epoch' or 'step', got {x!r}.")
     cbstate = learner.cbstate
+    fitstate = learner.fitstate
+    steps = cbstate.get("metrics_at", None) or {}
+    if x == "auto":
+        by_steps = fitstate.n_steps is not None or fitstate.validate_every is not None
+        x = "step" if by_steps and steps else "epoch"
     metrics = epoch_series(cbstate.get("metrics_epoch", None) or {})
+    at = epoch_series(steps) if x == "step" else {}
     records: Mapping[str, Sequence[tuple[int, float]]] = cbstate.get("hyperparams", None) or {}
     hyperparams = {name: pairs for name, pairs in records.items() if pairs}
     if not metrics and not hyperparams:
@@ -97,7 +111,7 @@ def plot_history(learner: Any, path: str | os.PathLike[str] | None = None) -> Fi
     col = 0
     if metrics:
         for row, (metric, phases) in enumerate(metrics.items()):
-            _draw_metric(figure.add_subplot(grid[row, col]), metric, phases)
+            _draw_metric(figure.add_subplot(grid[row, col]), metric, phases, at.get(metric))
         col += 1
     for row, (name, pairs) in enumerate(hyperparams.items()):
         _draw_hyperparameter(figure.add_subplot(grid[row, col]), name, pairs)
@@ -121,14 +135,21 @@ def _new_figure(n_rows: int, n_cols: int) -> Figure:
     return Figure(figsize=(5.0 * n_cols, 1.0 + 2.4 * n_rows), layout="constrained")
 
 
-def _draw_metric(ax: Axes, metric: str, phases: Mapping[str, Sequence[float]]) -> None:
+def _draw_metric(
+    ax: Axes,
+    metric: str,
+    phases: Mapping[str, Sequence[float]],
+    steps: Mapping[str, Sequence[float]] | None,
+) -> None:
     from matplotlib.ticker import MaxNLocator
 
     for phase, values in phases.items():
-        epochs = range(1, len(values) + 1)
-        ax.plot(epochs, values, marker="o", markersize=3, linewidth=1.5, label=phase or metric)
+        xs = steps.get(phase) if steps is not None else None
+        if xs is None or len(xs) != len(values):
+            xs = range(1, len(values) + 1)
+        ax.plot(xs, values, marker="o", markersize=3, linewidth=1.5, label=phase or metric)
     ax.set_title(metric)
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch" if steps is None else "training step")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.legend(frameon=False)

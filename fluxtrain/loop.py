@@ -122,6 +122,7 @@ class Loop(CallbackRunner):
             return point
         if point is None:
             state.n_epochs, state.n_steps, state.epoch, state.step = n_epochs, steps, 0, 0
+            state.validated_step = None
             state.phase, state.stage, state.resumed, state.outer_step = None, "", False, None
         state.validate_every = validate_every
         state.steps_per_epoch = state.updates_per_epoch = steps_per_epoch
@@ -190,8 +191,10 @@ class Loop(CallbackRunner):
                     batches = continue_epoch(data, resume)
                     state.phase, state.stage = phase.name, "steps"
                     state.epoch_step = resume.batches
-                    if resume.inner is not None:  # a validation was running inside it
-                        self._validate_inside(inner, resume.inner)
+                    if inner is not None and (resume.inner is not None or self._due(inner)):
+                        self._validate_inside(inner, resume.inner)  # one was due or running
+                    if budget is not None and state.step >= budget:
+                        batches = iter(())
                 state.stage = "steps"
                 offset, cancelled = state.epoch_step - state.step, 0
                 step, learner = phase.step, self._learner
@@ -212,7 +215,7 @@ class Loop(CallbackRunner):
                             state.epoch_step -= not finished
                         raise
                     if check and state.step != before:
-                        if inner is not None and not state.step % inner[2]:
+                        if inner is not None and self._due(inner):
                             self._validate_inside(inner, None)
                         if budget is not None and state.step >= budget:
                             break
@@ -230,11 +233,18 @@ class Loop(CallbackRunner):
             state.total_epochs += 1
         state.stage = "done"
 
+    def _due(self, inner: Any) -> bool:
+        """Whether a ``validate_every`` validation is due after the step just completed."""
+        state = self.fitstate
+        step = state.step
+        return step > 0 and not step % inner[2] and state.validated_step != step
+
     def _validate_inside(self, inner: Any, resume: Resume | None) -> None:
         """Runs a validation epoch inside the training epoch in progress, which then goes on
         where it was (``fitstate.outer_step`` holds its position meanwhile)."""
         validation, valid, _ = inner
         state = self.fitstate
+        state.validated_step = state.step
         position = (state.phase, state.stage, state.epoch_step, state.epoch_length)
         state.outer_step = state.epoch_step
         self._resume = resume

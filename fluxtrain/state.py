@@ -106,6 +106,7 @@ class FitState:
             current epoch of the fit; ``None`` before the epoch's first phase begins.
         outer_step: While a validation runs inside a training epoch (``validate_every``),
             the batches that training epoch had consumed; ``None`` otherwise.
+        validated_step: The ``step`` at which the latest ``validate_every`` validation began.
         stage: Where that phase's epoch is: ``"begin"`` (``EpochBegin`` firing), ``"steps"``,
             ``"end"`` (``EpochEnd`` firing) or ``"done"``.
         resumed: Whether the fit in progress continues an interrupted one (``fit(resume=...)``).
@@ -135,6 +136,7 @@ class FitState:
     has_validation: bool = False
     phase: str | None = None
     outer_step: int | None = None
+    validated_step: int | None = None
     stage: str = ""
     resumed: bool = False
     ending: str | None = None

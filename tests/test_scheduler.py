@@ -264,7 +264,8 @@ def test_unresolvable_unit_says_what_to_pass(unit):
     learner = tiny_learner(Scheduler({LearningRate: identity(unit)}))
     with pytest.raises(
         ScheduleError,
-        match=r"no len\(\) \(an IterableDataset, a stream\)\. Pass Scheduler\(\.\.\., steps_per_epoch",
+        match=r"no len\(\) \(an IterableDataset, a stream\)\. "
+        r"Pass Scheduler\(\.\.\., steps_per_epoch",
     ):
         learner.fit(1, Unsized(regression_data(2, 8)))
     assert learner.cbstate.hyperparams == {}

@@ -25,8 +25,8 @@ from fluxtrain import (
     ValidationPhase,
     throttle,
 )
-from fluxtrain.callbacks.recorder import PhaseHistory
 from fluxtrain.batches import move
+from fluxtrain.callbacks.recorder import PhaseHistory
 from fluxtrain.events import EVENTS
 from fluxtrain.testing import Unsized, regression_data, tiny_learner
 

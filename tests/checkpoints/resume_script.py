@@ -1,4 +1,8 @@
-"""A training run for the kill test: ``python tests/checkpoints/resume_script.py FOLDER OUT``.
+"""A training run for the kill test: ``python tests/checkpoints/resume_script.py FOLDER OUT
+[MODE]``.
+
+MODE ``epochs`` (the default) runs ``fit(4)``, ``steps`` runs ``fit(steps=20, validate_every=4)``
+with a Checkpointer that also keeps the best by ``valid/Loss``.
 
 Trains a tiny MLP on generated data with ``fit(N_EPOCHS, resume="latest")``, checkpointing into
 FOLDER after every training step, and prints ``step <n>`` after each training step. Killed
@@ -31,6 +35,7 @@ except ImportError:  # the scheduler is optional for this test
 
 N_EPOCHS = 4
 STEPS_PER_EPOCH = 6
+N_STEPS, VALIDATE_EVERY = 20, 4  # the "steps" mode: fit(steps=20, validate_every=4)
 torch.use_deterministic_algorithms(True)  # here, so that a --serve process pays its import once
 
 
@@ -48,7 +53,7 @@ class PrintSteps(Callback):
             print(f"step {learner.fitstate.total_steps}", flush=True)
 
 
-def build(folder: str) -> Learner:
+def build(folder: str, mode: str = "epochs") -> Learner:
     torch.manual_seed(0)
     torch.set_num_threads(1)
     data = torch.Generator().manual_seed(1)
@@ -75,7 +80,8 @@ def build(folder: str) -> Learner:
                 }
             )
         )
-    callbacks += [Checkpointer(folder, every_steps=1, keep_last=2), PrintSteps()]
+    monitor = "valid/Loss" if mode == "steps" else None
+    callbacks += [Checkpointer(folder, every_steps=1, keep_last=2, monitor=monitor), PrintSteps()]
     return Learner(
         model,
         (train, valid),
@@ -86,9 +92,12 @@ def build(folder: str) -> Learner:
     )
 
 
-def main(folder: str, out: str) -> None:
-    learner = build(folder)
-    result = learner.fit(N_EPOCHS, resume="latest")
+def main(folder: str, out: str, mode: str = "epochs") -> None:
+    learner = build(folder, mode)
+    if mode == "steps":
+        result = learner.fit(steps=N_STEPS, validate_every=VALIDATE_EVERY, resume="latest")
+    else:
+        result = learner.fit(N_EPOCHS, resume="latest")
     cbstate = learner.cbstate
     torch.save(
         {
@@ -97,6 +106,7 @@ def main(folder: str, out: str) -> None:
             "history": cbstate.history,
             "metrics_epoch": cbstate.metrics_epoch,
             "metrics_step": cbstate.metrics_step,
+            "metrics_at": cbstate.metrics_at,
             "hyperparams": cbstate.get("hyperparams"),
             "result": result,
             "rng": torch.get_rng_state(),
@@ -108,12 +118,11 @@ def main(folder: str, out: str) -> None:
 
 def serve() -> None:
     for line in sys.stdin:
-        folder, out = line.split()
-        run_forked(functools.partial(main, folder, out))
+        run_forked(functools.partial(main, *line.split()))
 
 
 if __name__ == "__main__":
     if sys.argv[1:] == ["--serve"]:
         serve()
     else:
-        main(sys.argv[1], sys.argv[2])
+        main(*sys.argv[1:])

@@ -56,9 +56,9 @@ def start(*args):
     )
 
 
-def run(server, folder, out, kill_after=None, delay=0.0):
+def run(server, folder, out, kill_after=None, delay=0.0, mode="epochs"):
     """Runs the script in the server; with kill_after, SIGKILLs it once it printed that step."""
-    server.stdin.write(f"{folder} {out}\n")
+    server.stdin.write(f"{folder} {out} {mode}\n")
     server.stdin.flush()
     pid, steps, killed = None, [], False
     for line in server.stdout:
@@ -102,6 +102,31 @@ def test_sigkill_at_random_steps_then_resume_equals_uninterrupted_run(tmp_path):
     got = torch.load(out, weights_only=False)
     assert_identical(got, want)
     assert want["hyperparams"] is not None and len(want["hyperparams"]["LearningRate"]) == 24
+
+
+def test_sigkill_under_a_step_budget_with_validate_every_then_resume_is_bitwise(tmp_path):
+    rng = random.Random(20261202)
+    # 6 batches per epoch, a validation after steps 4, 8, ...: kills in both and across passes
+    kills = [rng.randint(1, 3), 4, rng.randint(5, 7), 8, 12, rng.randint(13, 17)]
+    folder, out = tmp_path / "killed", tmp_path / "resumed.pt"
+    reference_out = tmp_path / "reference.pt"
+    with (
+        start(tmp_path / "reference", reference_out, "steps") as reference,
+        start("--serve") as server,
+    ):
+        reference.stdin.close()
+        for kill_after in kills:
+            steps, killed = run(server, folder, out, kill_after, rng.uniform(0.0, 0.03), "steps")
+            assert killed and latest_checkpoint(folder) is not None
+        steps, killed = run(server, folder, out, mode="steps")
+        server.stdin.close()
+        assert reference.wait() == 0, reference.stderr.read()
+    assert steps[-1] == 20 and steps[0] > 1 and not killed, steps
+    want = torch.load(reference_out, weights_only=False)
+    got = torch.load(out, weights_only=False)
+    assert_identical(got, want)
+    assert want["metrics_at"]["valid/Loss"] == [4, 8, 12, 16, 20]
+    assert want["result"].steps_completed == 20 and want["result"].epochs_completed == 4
 
 
 # -- in-process resumes --------------------------------------------------------------------------
