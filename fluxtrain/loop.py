@@ -9,6 +9,7 @@ Examples:
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -122,7 +123,7 @@ class Loop(CallbackRunner):
             return point
         if point is None:
             state.n_epochs, state.n_steps, state.epoch, state.step = n_epochs, steps, 0, 0
-            state.validated_step = None
+            state.validated_step, state.fit_id = None, uuid.uuid4().hex
             state.phase, state.stage, state.resumed, state.outer_step = None, "", False, None
         state.validate_every = validate_every
         state.steps_per_epoch = state.updates_per_epoch = steps_per_epoch

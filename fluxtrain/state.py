@@ -107,6 +107,8 @@ class FitState:
         outer_step: While a validation runs inside a training epoch (``validate_every``),
             the batches that training epoch had consumed; ``None`` otherwise.
         validated_step: The ``step`` at which the latest ``validate_every`` validation began.
+        fit_id: A random name of the fit in progress, kept by a resumed fit; checkpoints carry
+            it, so that a fit deletes only checkpoints it wrote itself.
         stage: Where that phase's epoch is: ``"begin"`` (``EpochBegin`` firing), ``"steps"``,
             ``"end"`` (``EpochEnd`` firing) or ``"done"``.
         resumed: Whether the fit in progress continues an interrupted one (``fit(resume=...)``).
@@ -137,6 +139,7 @@ class FitState:
     phase: str | None = None
     outer_step: int | None = None
     validated_step: int | None = None
+    fit_id: str | None = None
     stage: str = ""
     resumed: bool = False
     ending: str | None = None

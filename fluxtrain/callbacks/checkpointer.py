@@ -7,8 +7,8 @@ Examples:
     >>> folder = tempfile.mkdtemp()
     >>> learner = tiny_learner(Checkpointer(folder, keep_last=2))
     >>> _ = learner.fit(3)
-    >>> sorted(p.name for p in Path(folder).iterdir())
-    ['checkpoint-000002.pt', 'checkpoint-000003.pt', 'manifest.json']
+    >>> sorted(p.name for p in Path(folder).iterdir())  # .lock: one writer at a time
+    ['.lock', 'checkpoint-000002.pt', 'checkpoint-000003.pt', 'manifest.json']
     >>> again = tiny_learner(Checkpointer(folder))
     >>> again.fit(3, resume="latest")  # that fit had ended: nothing left to run
     FitResult(epochs_completed=3, steps_completed=12, stopped_by=None, reason=None)
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+from collections.abc import Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,16 @@ from typing import Any
 from ..access import Read
 from ..callback import Callback
 from ..checkpoints.files import load_checkpoint, write_checkpoint
+from ..checkpoints.folder import best, expected_size, prepare, write_failure
 from ..checkpoints.learner_state import rank_states
-from ..checkpoints.manifest import read_manifest, verify
+from ..checkpoints.lock import FolderLock
 from ..checkpoints.position import resume_point
-from ..checkpoints.rotation import clean_folder, rotate
-from ..distributed import broadcast_object, is_distributed, is_main_process
+from ..checkpoints.rotation import rotate
+from ..distributed import broadcast_object, is_distributed, is_main_process, unwrap
 from ..exceptions import CheckpointError, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
 from .early_stopping import EarlyStopping
+from .logging import LogHyperParams, LogMetrics
 
 
 def _count(value: Any, what: str, low: int) -> Any:
@@ -48,21 +50,19 @@ class Checkpointer(Callback):
     """Saves :meth:`Learner.state_dict <fluxtrain.Learner.state_dict>` into ``folder``.
 
     Writes are atomic and listed in ``folder/manifest.json`` with their sha256 (see
-    :mod:`fluxtrain.checkpoints.files`), so ``fit(n, resume="latest")`` always finds a complete
-    checkpoint and skips a damaged one. A checkpoint is written at the end of every
-    ``every_epochs``-th epoch of a fit (after validation), after every ``every_steps``-th
-    training step, when the fit ends (completed or cancelled; unless the last one was of that
-    moment), and on ``KeyboardInterrupt`` (``save_on_interrupt``), after which the interrupt goes
-    on. After each write only the newest ``keep_last``, the ``keep_best`` best by ``monitor``
-    (values at epoch ends) and always the newest checkpoint are kept. Put it last among your
-    callbacks: it saves what the callbacks before it have done in the event.
+    :mod:`fluxtrain.checkpoints`), so ``fit(n, resume="latest")`` finds a complete checkpoint.
+    A checkpoint is written at the end of every ``every_epochs``-th epoch of a fit (after
+    validation), after every ``every_steps``-th training step, when the fit ends (unless the
+    last one was of that moment), and on ``KeyboardInterrupt`` (``save_on_interrupt``). After
+    each write the newest ``keep_last`` and the ``keep_best`` best by ``monitor`` are kept of
+    the checkpoints this fit wrote; it never deletes another fit's. It holds the folder's lock
+    from ``FitBegin`` to ``FitEnd`` (one writer per folder) and flushes every callback with a
+    ``flush()`` (the loggers) before each write. Put it last among your callbacks.
 
-    Under ``torch.distributed`` it runs on every rank and saves together: the random states,
-    ``cbstate`` and callback states of every rank are gathered into the checkpoint's
-    ``"ranks"`` list (each rank restores its own on resume), rank 0 alone writes the file, and
-    a failed write raises on every rank. Give every rank the same ``folder``, on storage all of
-    them can read. No checkpoint is written on ``KeyboardInterrupt`` there (the other ranks
-    may be blocked in a collective): the run resumes from the newest periodic one.
+    Under ``torch.distributed`` every rank's random, ``cbstate`` and callback states are
+    gathered into the checkpoint (each rank restores its own), rank 0 alone writes, and a failed
+    write raises on every rank; give every rank the same ``folder`` on shared storage. No
+    checkpoint is written on ``KeyboardInterrupt`` there.
 
     Args:
         folder: Where to write; created at ``FitBegin``, which fails at once if it cannot be.
@@ -76,6 +76,10 @@ class Checkpointer(Callback):
         mode: ``"min"`` or ``"max"``: whether lower or higher ``monitor`` values are better.
         keep_best: How many of the best checkpoints by ``monitor`` to keep besides.
         save_on_interrupt: Also save when the fit ends by ``KeyboardInterrupt``.
+        start_over: Give a folder whose checkpoint files lost their manifest a new, empty one
+            (the files stay on disk; new ones are numbered after them) instead of an error.
+        trusted_types: Classes a checkpoint may hold besides fluxtrain's own (a callback's
+            state of its own types); see :mod:`fluxtrain.checkpoints.trust`.
 
     Examples:
         >>> Checkpointer("runs/mlp", every_steps=500, monitor="valid/Loss")
@@ -90,7 +94,7 @@ class Checkpointer(Callback):
         "callbacks": Read,
         "data": Read,
     }
-    runafter = (EarlyStopping,)
+    runafter = (EarlyStopping, LogMetrics, LogHyperParams)
 
     def __init__(
         self,
@@ -102,6 +106,8 @@ class Checkpointer(Callback):
         mode: str = "min",
         keep_best: int = 1,
         save_on_interrupt: bool = True,
+        start_over: bool = False,
+        trusted_types: Iterable[type] = (),
     ) -> None:
         if not isinstance(folder, (str, os.PathLike)):
             raise FluxTrainError(f"Checkpointer: folder must be a path, got {folder!r}.")
@@ -117,6 +123,9 @@ class Checkpointer(Callback):
         self.keep_last = _count(keep_last, "keep_last", 1)
         self.keep_best = _count(keep_best, "keep_best", 0)
         self.monitor, self.mode, self.save_on_interrupt = monitor, mode, save_on_interrupt
+        self.start_over = bool(start_over)
+        self.trusted_types = tuple(trusted_types)
+        self._lock = FolderLock(self.folder)
         self._learner: Any = None
         self._last: tuple[Any, ...] | None = None
         self._step_saved = -1
@@ -136,18 +145,12 @@ class Checkpointer(Callback):
         self._last, self._step_saved = None, -1
         if not is_main_process():
             return
+        self._lock.acquire()
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryFile(dir=self.folder):
-                pass
-            read_manifest(self.folder)
-            clean_folder(self.folder)
-        except OSError as error:
-            raise CheckpointError(
-                f"Checkpointer: cannot write checkpoints to {self.folder} "
-                f"({type(error).__name__}: {error.strerror or error}). Give a folder that can be "
-                f"created and written to, or fix its permissions."
-            ) from error
+            prepare(self.folder, expected_size(self.folder, unwrap(learner.model)), self.start_over)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def _step_end(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):
@@ -170,12 +173,15 @@ class Checkpointer(Callback):
             self.save("epoch" if epoch else "metric")
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
-        ending = learner.fitstate.ending
-        if ending == "interrupted":
-            if self.save_on_interrupt and not is_distributed():
-                self.save("interrupt")
-        elif ending == "cancelled" or (ending == "completed" and self._last != self._moment()):
-            self.save("end")
+        try:
+            ending = learner.fitstate.ending
+            if ending == "interrupted":
+                if self.save_on_interrupt and not is_distributed():
+                    self.save("interrupt")
+            elif ending == "cancelled" or (ending == "completed" and self._last != self._moment()):
+                self.save("end")
+        finally:
+            self._lock.release()
 
     def _moment(self) -> tuple[Any, ...]:
         state = self._learner.fitstate
@@ -195,14 +201,18 @@ class Checkpointer(Callback):
         if learner is None:
             raise FluxTrainError("Checkpointer.save: give the Checkpointer to a Learner first.")
         ranks = rank_states(learner) if is_distributed() else None
+        for callback in learner.callbacks:  # loggers: no logged row is lost to a kill
+            flush = getattr(callback, "flush", None)
+            if callable(flush):
+                flush()
         path, failure = None, None
         if is_main_process():
             try:
                 path = self._write(learner, kind, ranks)
             except Exception as error:
+                failure = write_failure(self.folder, error)
                 if ranks is None:
-                    raise
-                failure = error
+                    raise failure from error
         if ranks is not None:
             message = broadcast_object(None if failure is None else repr(failure), src=0)
             if failure is not None:
@@ -228,7 +238,14 @@ class Checkpointer(Callback):
             "fit": f"fit({state.n_epochs}): {epoch} epochs{where}",
             "metric": self._metric(learner.cbstate) if at_epoch_end or measured else None,
         }
-        keep = partial(rotate, keep_last=self.keep_last, keep_best=self.keep_best, mode=self.mode)
+        info["fit"] = state.fit_id
+        keep = partial(
+            rotate,
+            keep_last=self.keep_last,
+            keep_best=self.keep_best,
+            mode=self.mode,
+            fit=state.fit_id,
+        )
         saved = learner.state_dict()
         if ranks is not None:  # rank 0's own entries are the top-level ones (stored once)
             saved.update(ranks[0])
@@ -256,19 +273,7 @@ class Checkpointer(Callback):
         Of equal values the newest wins. ``None`` without ``monitor`` or before any checkpoint
         with a value of it.
         """
-        if self.monitor is None:
-            return None
-        entries = (read_manifest(self.folder) or {}).get("checkpoints", [])
-        sign = 1.0 if self.mode == "min" else -1.0
-        scored = [
-            (sign * float(e["metric"]), -i, e)
-            for i, e in enumerate(entries)
-            if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
-        ]
-        for _, _, entry in sorted(scored, key=lambda item: item[:2]):
-            if verify(self.folder, entry) is None:
-                return self.folder / str(entry["file"])
-        return None
+        return None if self.monitor is None else best(self.folder, self.mode)
 
     def load_best(self, learner: Any) -> Path:
         """Restores the :attr:`best_checkpoint` into ``learner`` and returns its path.
@@ -285,7 +290,7 @@ class Checkpointer(Callback):
                 f"Checkpointer.load_best: there is no best checkpoint in {self.folder}: {why}. "
                 f"Give Checkpointer(folder, monitor='valid/Loss') and fit first."
             )
-        learner.load_state_dict(load_checkpoint(path))
+        learner.load_state_dict(load_checkpoint(path, self.trusted_types))
         return path
 
     def __repr__(self) -> str:

@@ -123,7 +123,9 @@ class _Logger(Callback):
         for backend in self.backends:
             backend.log_scalar(name, value, step, epoch, phase)
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Flushes every backend; the Checkpointer calls it before each checkpoint, so a kill
+        loses no row logged before the checkpoint it resumes from."""
         for backend in self.backends:
             backend.flush()
 
@@ -209,7 +211,7 @@ class LogMetrics(_Logger):
         for key, values in learner.cbstate.metrics_epoch.items():
             if key.startswith(prefix) and values and is_number(values[-1]):
                 self._write(key, float(values[-1]), step, epoch, phase.name)
-        self._flush()
+        self.flush()
 
 
 class LogHyperParams(_Logger):
@@ -268,4 +270,4 @@ class LogHyperParams(_Logger):
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         if distributed.is_main_process():
-            self._flush()
+            self.flush()

@@ -16,9 +16,11 @@ from typing import Any
 from ..access import Read, Write
 from ..batches import batch_size
 from ..callback import Callback
+from ..checkpoints.trust import trusted
 from ..phases import Phase
 
 
+@trusted
 @dataclass
 class PhaseHistory:
     """Counters of one phase over all fits.

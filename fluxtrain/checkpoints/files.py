@@ -8,9 +8,11 @@ renamed over its final name), the manifest after the checkpoint it lists. A proc
 moment leaves the folder with its last good checkpoint; a file truncated or changed later fails its
 checksum and is skipped in favour of the previous one.
 
-Checkpoints are pickles, loaded with ``torch.load(weights_only=False)`` so that any state a
-callback keeps (dataclasses, numpy arrays) round-trips. Only load files your own runs wrote:
-a file listed in its folder's manifest is loaded only once its checksum matches.
+Checkpoints load with ``torch.load(weights_only=True)``: a file brings tensors, numbers,
+strings, lists and dicts, and the types registered as trusted (:mod:`fluxtrain.checkpoints.trust`),
+never code to run. A file listed in its folder's manifest is loaded only once its checksum
+matches. Files are numbered after every checkpoint file on disk, so a new one never replaces an
+older file, and a file is deleted only when the rotation drops an entry of the fit in progress.
 
 Examples:
     >>> import tempfile, torch
@@ -25,8 +27,9 @@ Examples:
 from __future__ import annotations
 
 import os
+import pickle
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,8 @@ import torch
 
 from ..exceptions import CheckpointError
 from .atomic import atomic_write
-from .manifest import FORMAT, MANIFEST, read_manifest, verify, write_manifest
+from .manifest import FORMAT, MANIFEST, NAME, numbers_on_disk, read_manifest, verify, write_manifest
+from .trust import trusted_types
 
 
 def write_checkpoint(
@@ -61,7 +65,8 @@ def write_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(folder) or {"format": FORMAT, "next": 1, "checkpoints": []}
-    number = int(manifest.get("next", 1))
+    listed = [int(NAME.fullmatch(e["file"]).group(1)) for e in manifest["checkpoints"]]  # type: ignore[union-attr]
+    number = max([int(manifest.get("next", 1)), *(n + 1 for n in listed + numbers_on_disk(folder))])
     name = f"checkpoint-{number:06d}.pt"
     digest, size = atomic_write(folder / name, lambda file: torch.save(dict(state), file))
     entry = {"file": name, "sha256": digest, "bytes": size, **info}
@@ -70,15 +75,29 @@ def write_checkpoint(
     if entry not in kept:
         kept.append(entry)
     write_manifest(folder, {**manifest, "next": number + 1, "checkpoints": kept})
+    names = {e["file"] for e in kept}  # rotation is keyed by file name: a kept file stays
     for old in dropped:
-        if old is not entry:
-            (folder / str(old.get("file"))).unlink(missing_ok=True)
+        if old["file"] not in names:
+            (folder / old["file"]).unlink(missing_ok=True)
     return entry
 
 
-def _torch_load(path: Path) -> dict[str, Any]:
+def _torch_load(path: Path, trust: Iterable[type] = ()) -> dict[str, Any]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(trusted_types(trust)):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        try:
+            unknown = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+        except Exception:
+            unknown = []
+        raise CheckpointError(
+            f"The checkpoint {path} holds types that are not trusted: "
+            f"{', '.join(unknown) or error}. Loading never runs code a file brings. A file "
+            f"written by an older fluxtrain, or one with a callback's own types, loads with "
+            f"load_checkpoint(path, trusted_types=[...]) (or Checkpointer(..., "
+            f"trusted_types=[...])) once you trust those types and the file's source."
+        ) from error
     except Exception as error:
         raise CheckpointError(
             f"Cannot read the checkpoint {path}: {error}. It is truncated or not a fluxtrain "
@@ -92,15 +111,20 @@ def _torch_load(path: Path) -> dict[str, Any]:
     return state
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike[str], trusted_types: Iterable[type] = ()
+) -> dict[str, Any]:
     """Loads a checkpoint file, first checking it against its folder's manifest.
 
     A file that its folder's ``manifest.json`` lists must match the size and sha256 recorded
     there; a file the manifest does not list (or a folder without one) is loaded as is. Tensors
     are loaded to the CPU; ``load_state_dict`` moves them to the model's and optimizer's devices.
+    It loads with ``torch.load(weights_only=True)``: no code a file brings runs.
 
     Args:
         path: A checkpoint file.
+        trusted_types: Classes besides fluxtrain's own that the file may hold (a callback's
+            state of its own types); see :mod:`fluxtrain.checkpoints.trust`.
 
     Returns:
         The saved state, e.g. for ``learner.load_state_dict``.
@@ -131,10 +155,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
                     f"The checkpoint {path} is not the file that was written: {problem}. "
                     f"Use an earlier checkpoint (resume='latest' picks the newest good one)."
                 )
-    return _torch_load(path)
+    return _torch_load(path, trusted_types)
 
 
-def load_latest(folder: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]] | None:
+def load_latest(
+    folder: str | os.PathLike[str], trusted_types: Iterable[type] = ()
+) -> tuple[Path, dict[str, Any]] | None:
     """The newest good checkpoint of a folder and its state, or ``None`` if it has none.
 
     Checkpoints that fail their checksum or cannot be read are skipped with a
@@ -152,7 +178,7 @@ def load_latest(folder: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]] |
         ('checkpoint-000001.pt', {'step': 1})
     """
     folder = Path(folder)
-    manifest = read_manifest(folder)
+    manifest = check_folder(folder)
     if manifest is None or not manifest["checkpoints"]:
         return None
     problems: list[str] = []
@@ -161,7 +187,7 @@ def load_latest(folder: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]] |
         problem = verify(folder, entry)
         if problem is None:
             try:
-                state = _torch_load(path)
+                state = _torch_load(path, trusted_types)
             except CheckpointError as error:
                 problem = str(error)
             else:
@@ -174,9 +200,46 @@ def load_latest(folder: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]] |
                 return path, state
         problems.append(f"{path.name}: {problem}")
     raise CheckpointError(
-        f"No good checkpoint in {folder}: {'; '.join(problems)}. Restore a good file, or delete "
-        f"{folder / MANIFEST} to start the run over."
+        f"No good checkpoint in {folder}: {'; '.join(problems)}. Restore a good file, resume "
+        f"from a file by path (fit(n, resume=path)), or start over with "
+        f"Checkpointer(folder, start_over=True) (the files stay on disk)."
     )
+
+
+def check_folder(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The folder's manifest; an error if checkpoint files are there but no usable manifest.
+
+    A folder whose manifest is missing, unreadable or lists none of the checkpoint files on disk
+    would otherwise look empty: a resume would start afresh and the files could be lost.
+
+    Raises:
+        CheckpointError: Saying how to resume from a file or start over.
+
+    Examples:
+        >>> import tempfile
+        >>> check_folder(tempfile.mkdtemp()) is None  # empty: fine
+        True
+    """
+    folder = Path(folder)
+    try:
+        manifest = read_manifest(folder)
+    except CheckpointError:
+        if not numbers_on_disk(folder):
+            raise
+        manifest, why = None, "is unusable"
+    else:
+        why = "is missing" if manifest is None else "lists none of them"
+    numbers = numbers_on_disk(folder)
+    if numbers and (manifest is None or not manifest["checkpoints"]):
+        newest = folder / f"checkpoint-{numbers[-1]:06d}.pt"
+        raise CheckpointError(
+            f"{folder} holds {len(numbers)} checkpoint file(s) but its {MANIFEST} {why}, so "
+            f"fluxtrain cannot tell which is good. Resume from one by path, e.g. "
+            f"fit(n, resume='{newest}'), or start over with Checkpointer(folder, "
+            f"start_over=True): a new manifest, new checkpoints numbered after the old files, "
+            f"which stay on disk untouched."
+        )
+    return manifest
 
 
 def latest_checkpoint(folder: str | os.PathLike[str]) -> Path | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ from .atomic import atomic_write, file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = 1
+NAME = re.compile(r"checkpoint-(\d{6,})\.pt")
+"""The name of a checkpoint file; a manifest lists nothing else."""
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -48,9 +51,19 @@ def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     except (ValueError, AttributeError) as error:
         raise CheckpointError(
             f"The checkpoint manifest {path} cannot be read ({error}). It is written atomically, "
-            f"so something else changed it. Repair or delete it (then the folder counts as "
-            f"empty), or resume from a checkpoint file by path."
+            f"so something else changed it. Resume from a checkpoint file by path "
+            f"(fit(n, resume='{Path(folder) / 'checkpoint-000001.pt'}')), or start over with "
+            f"Checkpointer(folder, start_over=True)."
         ) from error
+    for entry in manifest["checkpoints"]:
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or NAME.fullmatch(name) is None:
+            raise CheckpointError(
+                f"The checkpoint manifest {path} lists {name!r}, which is not a checkpoint file "
+                f"of that folder (checkpoint-NNNNNN.pt): a manifest names files inside its own "
+                f"folder only. Repair the manifest, or start over with "
+                f"Checkpointer(folder, start_over=True)."
+            )
     return manifest
 
 
@@ -79,3 +92,18 @@ def verify(folder: Path, entry: Mapping[str, Any]) -> str | None:
     if file_sha256(path) != entry.get("sha256"):
         return "its sha256 does not match the manifest (corrupt)"
     return None
+
+
+def numbers_on_disk(folder: str | os.PathLike[str]) -> list[int]:
+    """The numbers of the checkpoint files in ``folder``, listed or not, in order.
+
+    Examples:
+        >>> import tempfile
+        >>> numbers_on_disk(tempfile.mkdtemp())
+        []
+    """
+    try:
+        names = [entry.name for entry in Path(folder).iterdir()]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    return sorted(int(m.group(1)) for m in map(NAME.fullmatch, names) if m is not None)

@@ -53,6 +53,7 @@ class CheckpointFolder(Protocol):
     """
 
     folder: Path
+    trusted_types: tuple[type, ...]
 
     def save(self, kind: str = ...) -> Path | None: ...
 
@@ -101,9 +102,10 @@ def read_resume(learner: Learner, resume: Any) -> tuple[dict[str, Any], str] | N
                 "learner has none. Add Checkpointer(folder) to its callbacks, or pass "
                 "resume=<path of a checkpoint file>."
             )
+        folder, trust = found[0].folder, found[0].trusted_types
         if is_distributed():
-            return _latest_on_every_rank(found[0].folder)
-        latest = load_latest(found[0].folder)
+            return _latest_on_every_rank(folder, trust)
+        latest = load_latest(folder, trust)
         if latest is None:
             return None
         return latest[1], str(latest[0])
@@ -115,7 +117,9 @@ def read_resume(learner: Learner, resume: Any) -> tuple[dict[str, Any], str] | N
     )
 
 
-def _latest_on_every_rank(folder: Any) -> tuple[dict[str, Any], str] | None:
+def _latest_on_every_rank(
+    folder: Any, trust: tuple[type, ...]
+) -> tuple[dict[str, Any], str] | None:
     """Rank 0 picks the newest good checkpoint and tells the others; each rank loads it.
 
     Every rank takes the same branch: the path, or rank 0's error, is broadcast to all.
@@ -123,7 +127,7 @@ def _latest_on_every_rank(folder: Any) -> tuple[dict[str, Any], str] | None:
     latest, failure = None, None
     if is_main_process():
         try:
-            latest = load_latest(folder)
+            latest = load_latest(folder, trust)
         except Exception as error:  # told to the other ranks, then raised
             failure = error
     path, message = broadcast_object(
@@ -144,7 +148,7 @@ def _latest_on_every_rank(folder: Any) -> tuple[dict[str, Any], str] | None:
         return None
     if latest is not None:
         return latest[1], path
-    return load_checkpoint(path), path
+    return load_checkpoint(path, trust), path
 
 
 def fit_call(n_epochs: int | None, n_steps: int | None, validate_every: int | None) -> str:

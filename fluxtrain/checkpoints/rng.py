@@ -34,9 +34,10 @@ def rng_state(cuda: bool = True) -> dict[str, Any]:
         >>> sorted(rng_state(cuda=False))
         ['numpy', 'python', 'torch']
     """
+    kind, keys, position, has_gauss, gauss = np.random.get_state(legacy=True)  # type: ignore[misc]  # lists, so weights_only loads them
     state: dict[str, Any] = {
         "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "numpy": (kind, keys.tolist(), position, has_gauss, gauss),  # type: ignore[union-attr]
         "torch": torch.get_rng_state(),
     }
     if cuda and torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -47,7 +48,8 @@ def rng_state(cuda: bool = True) -> dict[str, Any]:
 def set_rng_state(state: Mapping[str, Any]) -> None:
     """Restores what :func:`rng_state` returned; CUDA states for the devices this process sees."""
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), position, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         for device, cuda in enumerate(state["cuda"][: torch.cuda.device_count()]):

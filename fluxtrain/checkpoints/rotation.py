@@ -17,18 +17,22 @@ import re
 from pathlib import Path
 from typing import Any
 
-from .manifest import read_manifest
-
-_NAME = re.compile(r"checkpoint-(\d{6,})\.pt")
+_TEMPORARY = re.compile(r"\.(checkpoint-\d{6,}\.pt|manifest\.json)\.\d+\.tmp")
 
 
 def rotate(
-    entries: list[dict[str, Any]], keep_last: int, keep_best: int = 0, mode: str = "min"
+    entries: list[dict[str, Any]],
+    keep_last: int,
+    keep_best: int = 0,
+    mode: str = "min",
+    fit: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Splits manifest entries (oldest first) into those to keep and those to delete.
 
     Kept: the newest ``keep_last``, the ``keep_best`` best by their ``"metric"`` (lowest for
-    ``mode="min"``; entries without a metric or with NaN do not compete), and always the newest.
+    ``mode="min"``; entries without a metric or with NaN do not compete), always the newest,
+    and, when ``fit`` is given, every entry another fit wrote (its ``"fit"`` differs): a fit
+    deletes only checkpoints it wrote itself.
 
     Examples:
         >>> entries = [{"file": f"c{i}", "metric": m} for i, m in enumerate([3.0, 1.0, 2.0, 4.0])]
@@ -44,13 +48,19 @@ def rotate(
     ]
     scored.sort(key=lambda pair: (pair[0] if mode == "min" else -pair[0], -pair[1]))
     keep.update(i for _, i in scored[:keep_best])
+    if fit is not None:
+        keep.update(i for i, e in enumerate(entries) if e.get("fit") != fit)
     kept = [e for i, e in enumerate(entries) if i in keep]
     dropped = [e for i, e in enumerate(entries) if i not in keep]
     return kept, dropped
 
 
 def clean_folder(folder: str | os.PathLike[str]) -> list[str]:
-    """Deletes leftovers of killed writers: temporary files, and checkpoints no manifest lists.
+    """Deletes the temporary files killed writers left in ``folder``, and nothing else.
+
+    Call it only while holding the folder's lock (:class:`~fluxtrain.checkpoints.lock.FolderLock`):
+    then no other process is writing there, and a temporary file is a leftover. Checkpoint files
+    the manifest does not list (written just before a kill) are kept.
 
     Returns:
         The names of the deleted files.
@@ -61,17 +71,14 @@ def clean_folder(folder: str | os.PathLike[str]) -> list[str]:
         >>> folder = Path(tempfile.mkdtemp())
         >>> (folder / ".checkpoint-000001.pt.123.tmp").write_bytes(b"partial")
         7
-        >>> clean_folder(folder)
-        ['.checkpoint-000001.pt.123.tmp']
+        >>> (folder / "checkpoint-000002.pt").write_bytes(b"unlisted")
+        8
+        >>> clean_folder(folder), sorted(p.name for p in folder.iterdir())
+        (['.checkpoint-000001.pt.123.tmp'], ['checkpoint-000002.pt'])
     """
-    folder = Path(folder)
-    manifest = read_manifest(folder) or {"checkpoints": []}
-    listed = {e.get("file") for e in manifest["checkpoints"]}
     removed = []
-    for path in folder.iterdir():
-        stale = path.name.startswith(".") and path.name.endswith(".tmp")
-        orphan = _NAME.fullmatch(path.name) is not None and path.name not in listed
-        if (stale or orphan) and path.is_file():
+    for path in Path(folder).iterdir():
+        if _TEMPORARY.fullmatch(path.name) is not None and path.is_file():
             path.unlink(missing_ok=True)
             removed.append(path.name)
     return removed

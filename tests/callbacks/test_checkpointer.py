@@ -26,7 +26,8 @@ ROOT = Path(__file__).parents[2]
 
 
 def files(folder):
-    return sorted(p.name for p in Path(folder).iterdir())
+    """The folder's files, but its lock file."""
+    return sorted(p.name for p in Path(folder).iterdir() if p.name != ".lock")
 
 
 def kinds(folder):
@@ -176,8 +177,14 @@ def test_a_write_dying_half_way_leaves_the_previous_checkpoint(tmp_path, monkeyp
     (tmp_path / ".checkpoint-000002.pt.99999.tmp").write_bytes(b"partial")
     (tmp_path / "checkpoint-000002.pt").write_bytes(b"renamed, never listed")
     assert load_latest(tmp_path)[0].name == "checkpoint-000001.pt"
-    tiny_learner(Checkpointer(tmp_path)).fit(1)  # cleans up, then writes its own number 2
-    assert files(tmp_path) == ["checkpoint-000001.pt", "checkpoint-000002.pt", "manifest.json"]
+    tiny_learner(Checkpointer(tmp_path)).fit(1)  # cleans up the temporary file, keeps the rest
+    assert files(tmp_path) == [
+        "checkpoint-000001.pt",
+        "checkpoint-000002.pt",
+        "checkpoint-000003.pt",
+        "manifest.json",
+    ]
+    assert load_latest(tmp_path)[0].name == "checkpoint-000003.pt"
     assert load_latest(tmp_path)[1]["fitstate"]["total_steps"] == 4
 
 
