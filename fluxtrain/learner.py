@@ -26,7 +26,7 @@ from .distributed import DataParallel
 from .exceptions import FluxTrainError
 from .inference import evaluate, predict
 from .loop import Loop
-from .optimizers import as_dict
+from .optimizers import as_dict, check_owned
 from .state import Batch, CallbackState, FitState, to_data
 
 
@@ -84,6 +84,7 @@ class Learner(Loop):
             )
         self.model = model
         self.optimizer = optimizer
+        check_owned(self.optimizers, model, loss_fn)
         self.loss_fn = loss_fn
         self.data = to_data(data)
         self.batch = Batch()

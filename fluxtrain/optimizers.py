@@ -106,3 +106,31 @@ def saved_by_name(optimizer: Any, saved: Any, kind: Any) -> list[tuple[str, Any,
         )
     kinds = kind if isinstance(kind, Mapping) else {}
     return [(name, opt, saved[name], kinds.get(name)) for name, opt in optimizer.items()]
+
+
+def check_owned(optimizers: Mapping[str, torch.optim.Optimizer], model: Any, loss_fn: Any) -> None:
+    """Raises if an optimizer updates none of the model's parameters (nor the loss's).
+
+    Such an optimizer (built over another model, or over a copy) trains nothing; the fit would
+    run and report losses without a word.
+
+    Examples:
+        >>> import torch
+        >>> model, other = torch.nn.Linear(1, 1), torch.nn.Linear(1, 1)
+        >>> check_owned({"optimizer": torch.optim.SGD(other.parameters(), lr=0.1)}, model, None)
+        Traceback (most recent call last):
+        ...
+        fluxtrain.exceptions.FluxTrainError: Learner: the optimizer updates 2 tensors, none ...
+    """
+    owned = {id(p) for p in model.parameters()}
+    if isinstance(loss_fn, torch.nn.Module):
+        owned.update(id(p) for p in loss_fn.parameters())
+    for name, optimizer in optimizers.items():
+        tensors = [p for group in optimizer.param_groups for p in group["params"]]
+        if tensors and not any(id(p) in owned for p in tensors):
+            which = "the optimizer" if name == SINGLE else f"the optimizer {name!r}"
+            raise FluxTrainError(
+                f"Learner: {which} updates {len(tensors)} tensors, none of them a parameter of "
+                f"the model (or of loss_fn), so it would train nothing. Build it over "
+                f"model.parameters() of the model you give the Learner."
+            )

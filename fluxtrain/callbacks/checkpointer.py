@@ -40,9 +40,8 @@ from .logging import LogHyperParams, LogMetrics
 
 def _count(value: Any, what: str, low: int) -> Any:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < low):
-        raise FluxTrainError(
-            f"Checkpointer: {what} must be an int >= {low} or None, got {value!r}."
-        )
+        got = repr(value)
+        raise FluxTrainError(f"Checkpointer: {what} must be an int >= {low} or None, got {got}.")
     return value
 
 

@@ -22,7 +22,7 @@ import torch
 
 from ..batches import batch_size, predictions
 from ..distributed import all_reduce_sum, is_distributed
-from ..exceptions import FluxTrainError
+from ..exceptions import BatchError, FluxTrainError
 
 OutputTransform = Callable[[Any, Any], tuple[Any, Any]]
 """``fn(outputs, targets) -> (preds, targets)``: what a metric compares, from the outputs."""
@@ -109,6 +109,12 @@ class Metric:
             The batch's value, a tensor on the device.
         """
         value = self.value(outputs, targets, loss).detach()
+        if not self._pending and value.ndim:  # checked once per chunk: the first step of it
+            raise BatchError(
+                f"Metric {self.name!r} gave a value of shape {tuple(value.shape)} for a batch; a "
+                f"metric's value is the batch's mean, one number. Reduce it (e.g. .mean()), or "
+                f"wrap a per-class metric in a TorchMetric, whose value may be a tensor."
+            )
         self._pending.append(value)
         self._sizes.append(batch_size(targets) if n is None else n)
         if len(self._pending) >= self.chunk:

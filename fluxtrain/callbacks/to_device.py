@@ -19,6 +19,7 @@ import torch
 from ..access import Write
 from ..batches import move
 from ..callback import Callback
+from ..exceptions import FluxTrainError
 from ..phases import Phase
 
 
@@ -40,6 +41,11 @@ class ToDevice(Callback):
         if device is None:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
+        if self.device.type == "meta":
+            raise FluxTrainError(
+                "ToDevice: 'meta' tensors hold no data, so moving the model there would destroy "
+                "its weights. Give a real device such as 'cpu' or 'cuda'."
+            )
         if self.device.type == "cuda" and self.device.index is None:
             local_rank = os.environ.get("LOCAL_RANK")  # set by torchrun: one GPU per process
             index = int(local_rank) if local_rank is not None else torch.cuda.current_device()

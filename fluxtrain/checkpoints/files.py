@@ -117,7 +117,8 @@ def load_checkpoint(
     """Loads a checkpoint file, first checking it against its folder's manifest.
 
     A file that its folder's ``manifest.json`` lists must match the size and sha256 recorded
-    there; a file the manifest does not list (or a folder without one) is loaded as is. Tensors
+    there; a file the manifest does not list (or a folder without a usable one) is loaded as
+    is. Tensors
     are loaded to the CPU; ``load_state_dict`` moves them to the model's and optimizer's devices.
     It loads with ``torch.load(weights_only=True)``: no code a file brings runs.
 
@@ -146,7 +147,10 @@ def load_checkpoint(
             f"There is no checkpoint file at {path}. Pass the path of an existing file, or "
             f"resume='latest' to use the newest one of the Checkpointer's folder."
         )
-    manifest = read_manifest(path.parent)
+    try:
+        manifest = read_manifest(path.parent)
+    except CheckpointError:  # the file is named by path: load it unverified
+        manifest = None
     for entry in (manifest or {}).get("checkpoints", []):
         if entry.get("file") == path.name:
             problem = verify(path.parent, entry)
@@ -223,10 +227,10 @@ def check_folder(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
     folder = Path(folder)
     try:
         manifest = read_manifest(folder)
-    except CheckpointError:
+    except CheckpointError as error:
         if not numbers_on_disk(folder):
             raise
-        manifest, why = None, "is unusable"
+        manifest, why = None, f"is unusable ({error})"
     else:
         why = "is missing" if manifest is None else "lists none of them"
     numbers = numbers_on_disk(folder)

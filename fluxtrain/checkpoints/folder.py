@@ -59,7 +59,8 @@ def prepare(folder: str | os.PathLike[str], needed: int, start_over: bool = Fals
         if manifest is None or not manifest["checkpoints"]:
             number = max([0, *numbers_on_disk(folder)]) + 1
             write_manifest(folder, {"format": FORMAT, "next": number, "checkpoints": []})
-    check_folder(folder)
+    else:
+        check_folder(folder)
     clean_folder(folder)
     if free < needed:
         raise CheckpointError(
@@ -78,7 +79,10 @@ def expected_size(folder: str | os.PathLike[str], model: torch.nn.Module) -> int
         >>> expected_size(tempfile.mkdtemp(), torch.nn.Linear(10, 1))  # 11 floats, 3 times
         132
     """
-    entries = (read_manifest(folder) or {}).get("checkpoints", [])
+    try:
+        entries = (read_manifest(folder) or {}).get("checkpoints", [])
+    except CheckpointError:  # prepare() says what is wrong with it
+        entries = []
     if entries:
         return int(entries[-1].get("bytes", 0))
     tensors = [*model.parameters(), *model.buffers()]
