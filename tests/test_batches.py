@@ -230,10 +230,11 @@ def test_to_device_moves_structured_targets_and_mapping_batches():
             return {"loss": (self.w * features).sum() * 0}
 
     batches = [{"features": torch.ones(2, 1), "labels": {"a": torch.zeros(2)}}]
+    probe = Probe()
     learner = Learner(
-        Probe(),
+        probe,
         batches,
-        torch.optim.SGD(Probe().parameters(), lr=0.1),
+        torch.optim.SGD(probe.parameters(), lr=0.1),
         None,
         ToDevice("cpu"),
         usedefaultcallbacks=False,

@@ -268,10 +268,15 @@ def test_predict_is_the_models_outputs_in_eval_mode():
     assert vars(learner.cbstate) == before
 
     class Pair(torch.nn.Module):
-        def forward(self, x):
-            return {"logits": x * 2}
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.tensor(2.0))
 
-    dicts = Learner(Pair(), None, torch.optim.SGD(model.parameters(), lr=0.1), None)
+        def forward(self, x):
+            return {"logits": x * self.scale}
+
+    pair = Pair()
+    dicts = Learner(pair, None, torch.optim.SGD(pair.parameters(), lr=0.1), None)
     out = dicts.predict([{"x": torch.ones(2)}, {"x": torch.zeros(1)}])
     assert isinstance(out, list) and [o["logits"].tolist() for o in out] == [[2.0, 2.0], [0.0]]
 

@@ -30,6 +30,7 @@ from ..checkpoints.folder import best, expected_size, prepare, write_failure
 from ..checkpoints.learner_state import rank_states
 from ..checkpoints.lock import FolderLock
 from ..checkpoints.position import resume_point
+from ..checkpoints.resume import fit_call
 from ..checkpoints.rotation import rotate
 from ..distributed import broadcast_object, is_distributed, is_main_process, unwrap
 from ..exceptions import CheckpointError, FluxTrainError
@@ -234,7 +235,8 @@ class Checkpointer(Callback):
             "kind": kind,
             "epoch": total_epochs,
             "step": state.total_steps,
-            "fit": f"fit({state.n_epochs}): {epoch} epochs{where}",
+            "fit": f"{fit_call(state.n_epochs, state.n_steps, state.validate_every)}: "
+            f"{epoch} epochs{where}",
             "metric": self._metric(learner.cbstate) if at_epoch_end or measured else None,
         }
         info["fit"] = state.fit_id
@@ -267,11 +269,8 @@ class Checkpointer(Callback):
 
     @property
     def best_checkpoint(self) -> Path | None:
-        """The path of the best good checkpoint by ``monitor`` in the folder, or ``None``.
-
-        Of equal values the newest wins. ``None`` without ``monitor`` or before any checkpoint
-        with a value of it.
-        """
+        """The path of the best good checkpoint by ``monitor`` (of equal values the newest),
+        or ``None`` (no ``monitor``, or no checkpoint with a value of it yet)."""
         return None if self.monitor is None else best(self.folder, self.mode)
 
     def load_best(self, learner: Any) -> Path:

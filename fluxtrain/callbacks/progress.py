@@ -84,10 +84,13 @@ class ProgressPrinter(Callback):
             self._open(state.phase, state, state.epoch_step)
 
     def on_epoch_begin(self, phase: Phase, learner: Any) -> None:
-        self._open(phase.name, learner.fitstate, 0)
+        self._open(phase.name, learner.fitstate, 0, learner)
 
-    def _open(self, name: str, state: Any, done: int) -> None:
+    def _open(self, name: str, state: Any, done: int, learner: Any = None) -> None:
         self._close(name)
+        for other in list(self._bars):  # a validation inside training: show training's loss now
+            if learner is not None:
+                self._flush(other, learner)
         if not is_main_process():
             return
         epoch = state.total_epochs + 1 if name == "train" else state.total_epochs
@@ -129,6 +132,8 @@ class ProgressPrinter(Callback):
     def _flush(self, name: str, learner: Any) -> None:
         bar = self._bars.get(name)
         if bar is None:
+            return
+        if not self._pending[name]:  # nothing new (a validation ran inside since the last)
             return
         loss = learner.batch.loss
         if isinstance(loss, torch.Tensor):

@@ -298,10 +298,11 @@ def test_loading_into_another_architecture_names_the_mismatching_keys(tmp_path):
         CheckpointError, match=r"shape mismatches: \['0.weight \(checkpoint \(8, 3\)"
     ):
         wider.load_state_dict(state)
+    linear = torch.nn.Linear(3, 1)
     other = Learner(
-        torch.nn.Linear(3, 1),
+        linear,
         shuffled_learner(None).data,
-        torch.optim.SGD([torch.zeros(1)], lr=0.1),
+        torch.optim.SGD(linear.parameters(), lr=0.1),
         torch.nn.functional.mse_loss,
         usedefaultcallbacks=False,
     )
