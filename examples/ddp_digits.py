@@ -66,6 +66,7 @@ def train(folder: str | None, use_cuda: bool) -> float:
             assert accuracy > 0.95, accuracy
         return accuracy
     finally:
+        dist.barrier()  # every rank is done with the group before any tears it down
         dist.destroy_process_group()
 
 
