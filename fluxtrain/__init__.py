@@ -85,6 +85,7 @@ from .phases import TrainingPhase as TrainingPhase
 from .phases import ValidationPhase as ValidationPhase
 from .plots import plot_hyperparams as plot_hyperparams
 from .plots import plot_schedule as plot_schedule
+from .records import Record as Record
 from .scheduler import Scheduler as Scheduler
 from .schedules import onecycle as onecycle
 from .schedules.base import BaseSchedule as BaseSchedule
@@ -167,6 +168,7 @@ __all__ = [
     "polyout",
     "ProgressPrinter",
     "Read",
+    "Record",
     "Recorder",
     "RunFirst",
     "saccadic",

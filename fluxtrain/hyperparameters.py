@@ -16,6 +16,7 @@ Examples:
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
@@ -24,12 +25,16 @@ import torch
 from .access import Access, Write, check_stateaccess
 from .exceptions import HyperParameterError
 
+FINITE = (math.nextafter(-math.inf, 0.0), math.inf)  # low <= value < high: finite values only
+
 
 class HyperParameter:
     """Something a schedule sets once per training step.
 
     Attributes:
         stateaccess: What :meth:`sethyperparameter` reads and writes (checked at definition).
+        domain: ``(low, high)``: the schedulers apply a value only if ``low <= value < high``
+            (never NaN); :data:`FINITE` unless a subclass narrows it: ``domain = (0.0, 1.0)``.
 
     Examples:
         >>> from fluxtrain import Write
@@ -42,6 +47,7 @@ class HyperParameter:
     """
 
     stateaccess: ClassVar[Mapping[str, Access]] = {}
+    domain: ClassVar[tuple[float, float]] = FINITE
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -86,6 +92,8 @@ class OptimizerHyperParameter(HyperParameter):
 
     stateaccess = {"optimizer": Write}
     key: ClassVar[str] = ""
+    domain = (0.0, math.inf)
+    field_domains: ClassVar[Mapping[str, tuple[float, float]]] = {}  # narrower, by :meth:`field`
 
     def __init__(self, group: int | None = None, optimizer: str | None = None) -> None:
         if group is not None and (isinstance(group, bool) or not isinstance(group, int)):
@@ -266,6 +274,7 @@ class Momentum(OptimizerHyperParameter):
     """
 
     key = "momentum"
+    field_domains = {"betas": (0.0, 1.0)}  # torch takes any momentum >= 0, but betas[0] < 1
 
     def field(self, group: Mapping[str, Any]) -> str | None:
         if "betas" in group:

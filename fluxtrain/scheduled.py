@@ -5,6 +5,8 @@
 into :class:`Scheduled` entries: one hyperparameter instance and one schedule each, a list of
 schedules split into one entry per param group. :func:`unit_times` gives the times of a fit's
 steps in a schedule's unit, for simulating and plotting a fit without training.
+:meth:`Scheduled.domain_on` and :meth:`Scheduled.rejection` are the check both schedulers make
+of every value before they apply it: ``low <= value < high``, a comparison that fails for NaN.
 
 Examples:
     >>> from fluxtrain import LearningRate, Momentum
@@ -15,13 +17,15 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+import numbers
+from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
 
 from .exceptions import HyperParameterError, ScheduleError
-from .hyperparameters import HyperParameter, OptimizerHyperParameter
+from .hyperparameters import FINITE, HyperParameter, OptimizerHyperParameter
 from .schedules.base import BaseSchedule, as_schedule
 
 
@@ -38,6 +42,50 @@ class Scheduled(NamedTuple):
     hyperparameter: HyperParameter
     schedule: BaseSchedule
     n_groups: int | None = None
+
+    def domain_on(self, optimizers: Iterable[Any] = ()) -> tuple[float, float]:
+        """The hyperparameter's ``domain``, narrowed by the ``field_domains`` of the fields it
+        sets in ``optimizers``.
+
+        Examples:
+            >>> import torch
+            >>> from fluxtrain import Momentum
+            >>> from fluxtrain.schedules.base import Constant
+            >>> entry, params = Scheduled(Momentum(), Constant(0.9)), [torch.zeros(1)]
+            >>> entry.domain_on([torch.optim.SGD(params, lr=0.1, momentum=0.9)])
+            (0.0, inf)
+            >>> entry.domain_on([torch.optim.Adam(params)])  # betas[0] < 1
+            (0.0, 1.0)
+        """
+        hp = self.hyperparameter
+        low, high = hp.domain
+        if isinstance(hp, OptimizerHyperParameter):
+            for optimizer in optimizers:
+                for group in hp.groups(optimizer):
+                    field_low, field_high = hp.field_domains.get(hp.field(group) or "", hp.domain)
+                    low, high = max(low, field_low), min(high, field_high)
+        return low, high
+
+    def rejection(
+        self, owner: str, value: object, t: int, time: float, domain: tuple[float, float]
+    ) -> ScheduleError:
+        """The error for a ``value`` outside ``domain`` at step ``t`` (``time`` in the unit).
+
+        Examples:
+            >>> from fluxtrain import LearningRate
+            >>> from fluxtrain.schedules.base import Constant
+            >>> entry = Scheduled(LearningRate(), Constant(-0.1))
+            >>> print(entry.rejection("S", -0.1, 3, 3.0, (0.0, math.inf)))  # doctest: +ELLIPSIS
+            S: LearningRate must be 0 <= value < inf, but its schedule Constant(-0.1, ...) ...
+        """
+        hp, schedule = self.hyperparameter, self.schedule
+        at = f"t={t}" if schedule.unit == "step" else f"t={t} ({schedule.unit} {time!r})"
+        return ScheduleError(
+            f"{owner}: {hp.name} must be {domain_text(*domain)}, but its schedule {schedule!r} "
+            f"gave {value!r} at {at}, which was not applied. Change the schedule so that its "
+            f"values stay in that domain (or, for a hyperparameter of your own, set its class "
+            f"attribute domain = (low, high))."
+        )
 
 
 def parse_schedules(args: tuple[Any, ...], owner: str) -> list[Scheduled]:
@@ -74,11 +122,13 @@ def parse_schedules(args: tuple[Any, ...], owner: str) -> list[Scheduled]:
             kind, name = (key, None) if is_class else (type(key), key.optimizer)
             for group, item in enumerate(value):
                 one = kind(group=group, optimizer=name)
+                _check_domain(one, owner)
                 entries.append(
                     Scheduled(one, as_schedule(item, f"{owner}[{one.name}]"), len(value))
                 )
             continue
         hp = _hyperparameter(key, owner)
+        _check_domain(hp, owner)
         entries.append(Scheduled(hp, as_schedule(value, f"{owner}[{hp.name}]")))
     names = [e.hyperparameter.name for e in entries]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -110,6 +160,35 @@ def check_groups(entry: Scheduled, optimizer: Any, owner: str) -> None:
             f"{owner}: {{{name}: [...]}} gives {entry.n_groups} schedules, one per param group, "
             f"but the optimizer has {groups} param group(s). Give exactly {groups}, or key "
             f"single groups with {name}(group=i)."
+        )
+
+
+def domain_text(low: float, high: float) -> str:
+    """``(low, high)`` in words, for messages; a ``low`` of ``math.ulp(0.0)`` reads ``0 <``.
+
+    Examples:
+        >>> domain_text(0.0, 1.0), domain_text(*FINITE), domain_text(math.ulp(0.0), math.inf)
+        ('0 <= value < 1', 'finite (-inf < value < inf)', '0 < value < inf')
+    """
+    if (low, high) == FINITE:
+        return "finite (-inf < value < inf)"
+    if low == math.ulp(0.0):  # the smallest float above 0: positive values
+        return f"0 < value < {high:g}"
+    return f"{low:g} <= value < {high:g}"
+
+
+def _check_domain(hp: HyperParameter, owner: str) -> None:
+    domain = hp.domain
+    if not (
+        isinstance(domain, tuple)
+        and len(domain) == 2
+        and all(isinstance(x, numbers.Real) and not math.isnan(x) for x in domain)
+        and domain[0] < domain[1]
+    ):
+        raise HyperParameterError(
+            f"{owner}: {type(hp).__name__}.domain must be (low, high) with low < high, meaning "
+            f"low <= value < high, got {domain!r}. Set e.g. domain = (0.0, 1.0), or leave it "
+            f"out for any finite value."
         )
 
 

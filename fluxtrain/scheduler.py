@@ -13,12 +13,12 @@ Examples:
     >>> learner = tiny_learner(scheduler, n_batches=2)
     >>> _ = learner.fit(1)
     >>> learner.cbstate.hyperparams["LearningRate"]
-    [(0, 0.1), (1, 0.05)]
+    Record([(0, 0.1), (1, 0.05)])
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
 from .ordering import NoConflict, Resolution, Unresolvable
 from .phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
+from .records import Record, record_in
 from .scheduled import check_groups, parse_schedules, positive_int, simulate
 from .schedules.base import UNITS, BaseSchedule
 
@@ -39,10 +40,13 @@ class Scheduler(Callback):
     """Sets hyperparameters from schedules at the start of every training step.
 
     At ``StepBegin`` of each training step every schedule is evaluated at the current time in
-    its unit and applied, in the order given; the value is recorded as ``(t, value)`` in
-    ``cbstate.hyperparams[name]`` (one entry per completed training step). Validation steps
-    change nothing. At the end of each full epoch every schedule's ``observe`` sees the latest
-    epoch metrics (for metric-driven schedules).
+    its unit, checked against its hyperparameter's domain and applied, in the order given;
+    each value is recorded as ``(t, value)`` in ``cbstate.hyperparams[name]``, a
+    :class:`~fluxtrain.records.Record` (one entry per completed training step). Validation
+    steps change nothing. At the end of each full epoch every schedule's ``observe`` sees the
+    latest epoch metrics (for metric-driven schedules). A value outside the domain (NaN, a
+    negative learning rate) ends the fit with a ``ScheduleError`` before it is set: the step
+    does not run, and none of its values is recorded.
 
     Args:
         *schedules: One dict ``{HyperParameter: schedule}`` or ``(HyperParameter, schedule)``
@@ -59,7 +63,8 @@ class Scheduler(Callback):
 
     Raises:
         HyperParameterError: For a bad key or a hyperparameter scheduled twice.
-        ScheduleError: For a value that is no schedule.
+        ScheduleError: For a value that is no schedule; in a fit, for a value outside its
+            hyperparameter's domain (NaN, a negative learning rate), before it is applied.
 
     Examples:
         >>> from fluxtrain import LearningRate, Momentum
@@ -88,8 +93,8 @@ class Scheduler(Callback):
         self._applied = -1  # t of the last step whose values were applied, until it completes
         self._fitstate: Any = None
         self._updates = 0  # fitstate.total_steps at StepBegin, to tell updates from micro-batches
-        self._loop: tuple[tuple[Callable, Callable, int, Callable], ...] = ()
-        self._lists: list[list[tuple[int, float]]] = []
+        self._loop: tuple[tuple[Any, ...], ...] = ()  # per entry, what on_step_begin needs
+        self._records: list[Record] = []
 
     @property
     def names(self) -> list[str]:
@@ -127,27 +132,23 @@ class Scheduler(Callback):
     # -- hooks -------------------------------------------------------------------------------
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
+        checks = []
         for entry in self.entries:
-            hp = entry.hyperparameter
-            if entry.n_groups is not None and isinstance(hp, OptimizerHyperParameter):
-                for optimizer in hp.targets(learner):
-                    check_groups(entry, optimizer, "Scheduler")
+            hp, unit = entry.hyperparameter, UNITS.index(entry.schedule.unit)
+            optimizers = hp.targets(learner) if isinstance(hp, OptimizerHyperParameter) else []
+            for optimizer in optimizers if entry.n_groups is not None else []:
+                check_groups(entry, optimizer, "Scheduler")
             hp.check(learner)
+            checks.append((entry.schedule.scalar, unit, *entry.domain_on(optimizers)))
         self._start_clock(learner.fitstate)
         self._fitstate = learner.fitstate
         cbstate = learner.cbstate
         if "hyperparams" not in cbstate:
             cbstate.hyperparams = {}
-        records = cbstate.hyperparams
-        self._lists = [records.setdefault(name, []) for name in self.names]
+        self._records = [record_in(cbstate.hyperparams, name) for name in self.names]
         self._loop = tuple(
-            (
-                e.hyperparameter.setter(learner),
-                e.schedule.scalar,
-                UNITS.index(e.schedule.unit),
-                records_of.append,
-            )
-            for e, records_of in zip(self.entries, self._lists)
+            (*check, e.hyperparameter.setter(learner), record.steps.append, record.values.append, e)
+            for check, e, record in zip(checks, self.entries, self._records)
         )
         self._applied = -1
 
@@ -158,10 +159,14 @@ class Scheduler(Callback):
         t = times[0]
         if self._applied == t:  # the previous step was cancelled: forget its values
             self._drop_last()
-        for set_value, value_at, unit, record in self._loop:
+        for value_at, unit, low, high, set_value, record_step, record_value, entry in self._loop:
             value = value_at(times[unit])
+            if not low <= value < high:  # also NaN
+                self._drop_last()  # the values of this step set so far are not recorded
+                raise entry.rejection("Scheduler", value, t, times[unit], (low, high))
             set_value(value)
-            record((t, value))
+            record_step(t)
+            record_value(value)
         self._applied = t
         self._updates = self._fitstate.total_steps
 
@@ -187,12 +192,12 @@ class Scheduler(Callback):
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
         if self._applied == self.clock.t:
             self._drop_last()
-        self._loop, self._lists, self._applied = (), [], -1
+        self._loop, self._records, self._applied = (), [], -1
 
     def _drop_last(self) -> None:
-        for records in self._lists:
-            if records and records[-1][0] == self.clock.t:
-                records.pop()
+        for record in self._records:
+            if record and record.steps[-1] == self.clock.t:
+                record.pop()
 
     # -- state -------------------------------------------------------------------------------
 

@@ -48,7 +48,8 @@ class TorchScheduler(LRScheduler):
     Raises:
         HyperParameterError: For a hyperparameter the optimizer lacks, a group that does not
             exist, or one that is not an optimizer hyperparameter.
-        ScheduleError: For a unit that cannot be resolved in a plain loop.
+        ScheduleError: For a unit that cannot be resolved in a plain loop, or a value at
+            ``t = 0`` outside its hyperparameter's domain (see :meth:`step`).
 
     Examples:
         >>> import torch
@@ -90,6 +91,7 @@ class TorchScheduler(LRScheduler):
         self.steps_per_epoch = steps_per_epoch
         for entry in self.entries:
             self._check(entry, optimizer)
+        self._domains = [entry.domain_on([optimizer]) for entry in self.entries]
         self._divisors = [
             float(steps_per_epoch) if e.schedule.unit == "epoch" else 1.0  # type: ignore[arg-type]
             for e in self.entries
@@ -122,10 +124,18 @@ class TorchScheduler(LRScheduler):
         """Completed optimizer steps: the time the current values belong to."""
         return self.last_epoch
 
-    def _apply(self) -> None:
-        t, optimizer = self.last_epoch, self.optimizer
-        for entry, divisor in zip(self.entries, self._divisors):
-            entry.hyperparameter.apply(optimizer, entry.schedule.scalar(t / divisor))  # type: ignore[attr-defined]
+    def _apply(self, t: int) -> None:
+        """Sets the values at ``t``, all checked against their domains before any is set."""
+        values: list[float] = []
+        for entry, divisor, (low, high) in zip(self.entries, self._divisors, self._domains):
+            value = entry.schedule.scalar(t / divisor)
+            if not low <= value < high:  # also NaN
+                raise entry.rejection("TorchScheduler", value, t, t / divisor, (low, high))
+            values.append(value)
+        optimizer = self.optimizer
+        for entry, value in zip(self.entries, values):
+            entry.hyperparameter.apply(optimizer, value)  # type: ignore[attr-defined]
+        self.last_epoch = t
         self._last_lr = [
             g["lr"].clone() if isinstance(g["lr"], torch.Tensor) else g["lr"]
             for g in optimizer.param_groups
@@ -136,15 +146,19 @@ class TorchScheduler(LRScheduler):
 
         Args:
             epoch: Not supported (deprecated in PyTorch); call ``step()`` without arguments.
+
+        Raises:
+            ScheduleError: A schedule's value for the next step is outside its
+                hyperparameter's domain (NaN, a negative learning rate, ...); nothing is set
+                and the time stays where it was.
         """
         if epoch is not None:
             raise ScheduleError(
                 "TorchScheduler.step() takes no epoch argument; call step() once per optimizer "
                 "step, and use unit='epoch' schedules with steps_per_epoch for epochs."
             )
+        self._apply(self.last_epoch + 1)
         self._step_count += 1
-        self.last_epoch += 1
-        self._apply()
 
     def get_lr(self) -> list[float | torch.Tensor]:
         """The learning rates of the param groups at the current time."""
@@ -168,11 +182,10 @@ class TorchScheduler(LRScheduler):
                 f"this TorchScheduler schedules {sorted(names)}. Build it with the same mapping "
                 f"as the one that was saved."
             )
-        self.last_epoch = int(state_dict["last_epoch"])
         self._step_count = int(state_dict["_step_count"])
         for entry in self.entries:
             entry.schedule.load_state_dict(schedules[entry.hyperparameter.name])
-        self._apply()
+        self._apply(int(state_dict["last_epoch"]))
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{e.hyperparameter!r}: {e.schedule!r}" for e in self.entries)

@@ -96,6 +96,7 @@ class GradientClipNorm(HyperParameter):
     """
 
     stateaccess = {"callbacks": Read}
+    domain = (math.ulp(0.0), math.inf)  # max_norm > 0, as GradientClipping checks
 
     def check(self, learner: Any) -> None:
         if not any(isinstance(cb, GradientClipping) for cb in learner.callbacks):
