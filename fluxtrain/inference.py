@@ -26,7 +26,7 @@ import torch
 from .batches import forward, move, split
 from .checkpoints.rng import rng_state, set_rng_state
 from .exceptions import FluxTrainError
-from .phases import Phase, evaluating
+from .phases import AbstractValidationPhase, Phase, ValidationPhase, evaluating
 
 if TYPE_CHECKING:
     from .learner import Learner
@@ -44,17 +44,8 @@ class EvaluationPhase(Phase):
     """
 
     name = "eval"
-
-    @contextlib.contextmanager
-    def context(self, learner: Learner) -> Iterator[None]:
-        with evaluating(learner.model):
-            yield
-
-    def step(self, learner: Learner, batch: Any) -> None:
-        self.begin(learner, batch)
-        self.forward(learner)
-        self.loss(learner)
-        self.end(learner)
+    context = AbstractValidationPhase.context
+    step = ValidationPhase.step
 
 
 def _data(learner: Learner, data: Iterable[Any] | None, owner: str) -> Iterable[Any]:

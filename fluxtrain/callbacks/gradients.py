@@ -23,7 +23,7 @@ from ..access import Read
 from ..callback import Callback
 from ..exceptions import FluxTrainError, HyperParameterError
 from ..hyperparameters import HyperParameter
-from ..phases import AbstractTrainingPhase, Phase
+from ..phases import AbstractTrainingPhase, Phase, parameters_of
 from .accumulation import GradientAccumulation
 from .precision import MixedPrecision
 
@@ -52,10 +52,7 @@ class GradientClipping(Callback):
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
         self._parameters = [p for p in learner.model.parameters() if p.requires_grad]
         self._all = tuple(learner.optimizers)
-        self._of = {
-            name: [p for group in optimizer.param_groups for p in group["params"]]
-            for name, optimizer in learner.optimizers.items()
-        }
+        self._of = {name: parameters_of(learner, (name,)) for name in learner.optimizers}
 
     def on_backward_end(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):

@@ -88,9 +88,8 @@ class ProgressPrinter(Callback):
 
     def _open(self, name: str, state: Any, done: int, learner: Any = None) -> None:
         self._close(name)
-        for other in list(self._bars):  # a validation inside training: show training's loss now
-            if learner is not None:
-                self._flush(other, learner)
+        for other in list(self._bars) if learner is not None else ():  # a validation inside
+            self._flush(other, learner)  # training: show training's loss as it is now
         if not is_main_process():
             return
         epoch = state.total_epochs + 1 if name == "train" else state.total_epochs

@@ -16,7 +16,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ import torch
 from ..exceptions import CheckpointError
 from .files import check_folder
 from .manifest import FORMAT, numbers_on_disk, read_manifest, verify, write_manifest
-from .rotation import clean_folder
+from .rotation import by_metric, clean_folder
 
 
 def prepare(folder: str | os.PathLike[str], needed: int, start_over: bool = False) -> None:
@@ -119,13 +118,7 @@ def best(folder: str | os.PathLike[str], mode: str) -> Path | None:
     """
     folder = Path(folder)
     entries: list[dict[str, Any]] = (read_manifest(folder) or {}).get("checkpoints", [])
-    sign = 1.0 if mode == "min" else -1.0
-    scored = [
-        (sign * float(e["metric"]), -i, e)
-        for i, e in enumerate(entries)
-        if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
-    ]
-    for _, _, entry in sorted(scored, key=lambda item: item[:2]):
-        if verify(folder, entry) is None:
-            return folder / str(entry["file"])
+    for index in by_metric(entries, mode):
+        if verify(folder, entries[index]) is None:
+            return folder / str(entries[index]["file"])
     return None

@@ -20,6 +20,23 @@ from typing import Any
 _TEMPORARY = re.compile(r"\.(checkpoint-\d{6,}\.pt|manifest\.json)\.\d+\.tmp")
 
 
+def by_metric(entries: list[dict[str, Any]], mode: str) -> list[int]:
+    """Indices of the entries with a recorded ``"metric"``, best first (lowest for
+    ``mode="min"``); of equal values the newest first; entries without one or with NaN left out.
+
+    Examples:
+        >>> by_metric([{"metric": 2.0}, {}, {"metric": 1.0}, {"metric": 2.0}], "min")
+        [2, 3, 0]
+    """
+    sign = 1.0 if mode == "min" else -1.0
+    scored = [
+        (sign * float(e["metric"]), -i)
+        for i, e in enumerate(entries)
+        if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
+    ]
+    return [-i for _, i in sorted(scored)]
+
+
 def rotate(
     entries: list[dict[str, Any]],
     keep_last: int,
@@ -41,13 +58,7 @@ def rotate(
         (['c1', 'c3'], ['c0', 'c2'])
     """
     keep = set(range(max(0, len(entries) - max(keep_last, 1)), len(entries)))
-    scored = [
-        (float(e["metric"]), i)
-        for i, e in enumerate(entries)
-        if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
-    ]
-    scored.sort(key=lambda pair: (pair[0] if mode == "min" else -pair[0], -pair[1]))
-    keep.update(i for _, i in scored[:keep_best])
+    keep.update(by_metric(entries, mode)[:keep_best])
     if fit is not None:
         keep.update(i for i, e in enumerate(entries) if e.get("fit") != fit)
     kept = [e for i, e in enumerate(entries) if i in keep]
