@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import os
 import socket
 import sys
@@ -33,8 +34,35 @@ from fluxtrain.distributed import is_main_process, rank
 PROCESSES = 2  # when started with python
 
 
+def fit_digits(device: torch.device, folder: str | None) -> float:
+    """Trains on this process's shard; returns the last epoch's validation accuracy."""
+    n_epochs = 2 if os.environ.get("FLUXTRAIN_FAST") else 10
+    torch.manual_seed(0)  # the same initial weights everywhere (DDP copies rank 0's anyway)
+    model = digits_model()
+    torch.manual_seed(1 + rank())  # but each process its own dropout masks
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    checkpoints = [Checkpointer(folder)] if folder else []
+    learner = Learner(
+        model,
+        digits_loaders(batch_size=32),  # per process: 2 processes step with 64 images
+        optimizer,
+        torch.nn.functional.cross_entropy,
+        ToDevice(device),
+        Metrics(Accuracy()),
+        Scheduler.onecycle(n_epochs, 0.5),
+        *checkpoints,
+    )
+    learner.fit(n_epochs, resume="latest" if folder else None)
+    accuracy = learner.cbstate.metrics_epoch["valid/Accuracy"][-1]  # the same on all ranks
+    if is_main_process():
+        print(f"validation accuracy: {accuracy:.3f}")
+    if not os.environ.get("FLUXTRAIN_FAST"):
+        assert accuracy > 0.95, accuracy
+    return accuracy
+
+
 def train(folder: str | None, use_cuda: bool) -> float:
-    """One process's part of the run; returns the last epoch's validation accuracy."""
+    """One process's part of the run, between setting up and tearing down the process group."""
     if use_cuda:
         device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
         torch.cuda.set_device(device)  # NCCL's collectives use the current device
@@ -42,30 +70,11 @@ def train(folder: str | None, use_cuda: bool) -> float:
         device = torch.device("cpu")
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=120))
     try:
-        n_epochs = 2 if os.environ.get("FLUXTRAIN_FAST") else 10
-        torch.manual_seed(0)  # the same initial weights everywhere (DDP copies rank 0's anyway)
-        model = digits_model()
-        torch.manual_seed(1 + rank())  # but each process its own dropout masks
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        checkpoints = [Checkpointer(folder)] if folder else []
-        learner = Learner(
-            model,
-            digits_loaders(batch_size=32),  # per process: 2 processes step with 64 images
-            optimizer,
-            torch.nn.functional.cross_entropy,
-            ToDevice(device),
-            Metrics(Accuracy()),
-            Scheduler.onecycle(n_epochs, 0.5),
-            *checkpoints,
-        )
-        learner.fit(n_epochs, resume="latest" if folder else None)
-        accuracy = learner.cbstate.metrics_epoch["valid/Accuracy"][-1]  # the same on all ranks
-        if is_main_process():
-            print(f"validation accuracy: {accuracy:.3f}")
-        if not os.environ.get("FLUXTRAIN_FAST"):
-            assert accuracy > 0.95, accuracy
-        return accuracy
+        return fit_digits(device, folder)
     finally:
+        # The learner's DistributedDataParallel wrapper holds the process group: collect it
+        # while Python is fully alive, so that gloo's threads stop here, not at interpreter exit.
+        gc.collect()
         dist.barrier()  # every rank is done with the group before any tears it down
         dist.destroy_process_group()
 
