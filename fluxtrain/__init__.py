@@ -4,6 +4,9 @@ from . import distributed as distributed
 from . import schedules as schedules
 from .access import Read as Read
 from .access import Write as Write
+from .attribute import Attribute as Attribute
+from .attribute import DropoutRate as DropoutRate
+from .batch_size import BatchSize as BatchSize
 from .callback import Callback as Callback
 from .callback import CustomCallback as CustomCallback
 from .callbacks.accumulation import GradientAccumulation as GradientAccumulation
@@ -98,6 +101,9 @@ from .torch_scheduler import TorchScheduler as TorchScheduler
 __version__ = "0.1.0"
 
 __all__ = [
+    "Attribute",
+    "BatchSize",
+    "DropoutRate",
     "AbstractTrainingPhase",
     "AbstractValidationPhase",
     "Accuracy",

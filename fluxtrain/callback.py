@@ -89,6 +89,14 @@ class Callback:
 
         return Unresolvable()
 
+    def training_data(self, data: Any) -> Any:
+        """The training data the ``fit`` about to begin reads instead of ``data``: ``data``.
+
+        Called once per ``fit``, before ``FitBegin``, in the callbacks' order; the
+        ``Scheduler`` re-chunks a ``DataLoader`` here under a ``BatchSize`` schedule.
+        """
+        return data
+
     def state_dict(self) -> dict[str, Any]:
         """The callback's own state, saved in checkpoints. Empty by default."""
         return {}

@@ -110,6 +110,8 @@ class Loop(CallbackRunner):
             )
         validate_every = check_every(validate_every, valid is not None)
         train, valid = self._parallel.shard(train), self._parallel.shard(valid)
+        for callback in self.callbacks:
+            train = callback.training_data(train)
         steps_per_epoch = length(train)
         if steps_per_epoch == 0:
             raise BatchError("fit: the training data is empty (len() == 0); give it batches.")

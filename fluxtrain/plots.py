@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .exceptions import FluxTrainError
-from .scheduled import unit_times
 from .scheduler import Scheduler
 from .schedules.base import as_schedule
+from .simulation import unit_times
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

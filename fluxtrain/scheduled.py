@@ -3,8 +3,7 @@
 :func:`parse_schedules` turns what :class:`~fluxtrain.Scheduler` and
 :class:`~fluxtrain.TorchScheduler` are given (one dict, or ``(HyperParameter, schedule)`` pairs)
 into :class:`Scheduled` entries: one hyperparameter instance and one schedule each, a list of
-schedules split into one entry per param group. :func:`unit_times` gives the times of a fit's
-steps in a schedule's unit, for simulating and plotting a fit without training.
+schedules split into one entry per param group.
 :meth:`Scheduled.domain_on` and :meth:`Scheduled.rejection` are the check both schedulers make
 of every value before they apply it: ``low <= value < high``, a comparison that fails for NaN.
 
@@ -22,10 +21,14 @@ import numbers
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-import numpy as np
-
 from .exceptions import HyperParameterError, ScheduleError
-from .hyperparameters import FINITE, HyperParameter, OptimizerHyperParameter
+from .hyperparameters import (
+    FINITE,
+    HyperParameter,
+    LearningRate,
+    Momentum,
+    OptimizerHyperParameter,
+)
 from .schedules.base import BaseSchedule, as_schedule
 
 
@@ -209,28 +212,19 @@ def _hyperparameter(key: object, owner: str) -> HyperParameter:
     )
 
 
-def unit_times(
-    unit: str, n_epochs: int, steps_per_epoch: int, batch_size: int | None = None
-) -> np.ndarray:
-    """The times, in ``unit``, of the steps of a fresh fit of ``n_epochs * steps_per_epoch``.
-
-    Examples:
-        >>> unit_times("epoch", 1, 4)
-        array([0.  , 0.25, 0.5 , 0.75])
-    """
-    t = np.arange(n_epochs * steps_per_epoch, dtype=float)
-    if unit == "epoch":
-        return t / steps_per_epoch
-    if unit == "fraction":
-        return t / (n_epochs * steps_per_epoch)
-    if unit == "sample":
-        if batch_size is None:
-            raise ScheduleError(
-                "A schedule in unit 'sample' needs the batch size to be simulated; pass "
-                "batch_size=... (samples per training step)."
-            )
-        return t * batch_size
-    return t
+def check_tokens(tokens: Any, needed: bool) -> Any:
+    """``tokens`` if it is a function (or ``None`` and no schedule is in unit ``"token"``)."""
+    if tokens is not None and not callable(tokens):
+        raise ScheduleError(
+            f"Scheduler: tokens must be a function tokens(batch) -> int, got {tokens!r}."
+        )
+    if tokens is None and needed:
+        raise ScheduleError(
+            "Scheduler: a schedule is in unit 'token', so the Scheduler needs to count the "
+            "tokens of each batch: pass Scheduler(..., tokens=lambda batch: ...), e.g. "
+            "lambda batch: int((batch.targets != -100).sum())."
+        )
+    return tokens
 
 
 def positive_int(value: object, what: str, owner: str) -> int:
@@ -240,30 +234,26 @@ def positive_int(value: object, what: str, owner: str) -> int:
     return value
 
 
-def simulate(
-    entries: list[Scheduled],
-    n_epochs: int,
-    steps_per_epoch: int | None,
-    batch_size: int | None = None,
-) -> dict[str, np.ndarray]:
-    """The values a fresh fit of ``n_epochs`` would apply: :meth:`fluxtrain.Scheduler.simulate`.
+def onecycle_pairs(
+    n: float, max_lr: float, moms: Any, kw: Mapping[str, Any]
+) -> list[tuple[type[HyperParameter], BaseSchedule]]:
+    """The learning rate and momentum schedules of :meth:`fluxtrain.Scheduler.onecycle`.
 
     Examples:
-        >>> from fluxtrain import LearningRate
-        >>> simulate(parse_schedules(({LearningRate: lambda t: t},), "S"), 1, 2)
-        {'LearningRate': array([0., 1.])}
+        >>> [hp.__name__ for hp, _ in onecycle_pairs(2, 0.1, None, {})]
+        ['LearningRate']
     """
-    if isinstance(n_epochs, bool) or not isinstance(n_epochs, int) or n_epochs < 0:
-        raise ScheduleError(f"simulate: n_epochs must be an int >= 0, got {n_epochs!r}.")
-    if steps_per_epoch is None:
-        raise ScheduleError(
-            "simulate: pass steps_per_epoch (training batches per epoch), e.g. "
-            "simulate(10, steps_per_epoch=len(train_loader))."
-        )
-    spe = positive_int(steps_per_epoch, "steps_per_epoch", "simulate")
-    return {
-        e.hyperparameter.name: np.asarray(
-            e.schedule(unit_times(e.schedule.unit, n_epochs, spe, batch_size)), dtype=float
-        )
-        for e in entries
-    }
+    from .schedules import onecycle
+
+    pairs: list[tuple[type[HyperParameter], BaseSchedule]] = [
+        (LearningRate, onecycle(n, max_lr, **kw))
+    ]
+    if moms is not None:
+        if not (isinstance(moms, (tuple, list)) and len(moms) == 3):
+            raise ScheduleError(
+                f"Scheduler.onecycle: moms must be (start, peak, end) momentum values or "
+                f"None, got {moms!r}."
+            )
+        shape = {k: kw[k] for k in ("pct_start", "unit") if k in kw}
+        pairs.append((Momentum, onecycle(n, moms[1], start_val=moms[0], end_val=moms[2], **shape)))
+    return pairs

@@ -18,22 +18,24 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 from .access import Access, Read, Write, merge_stateaccess
+from .batch_size import BatchPlan, BatchSize
 from .batches import batch_size as count_samples
 from .callback import Callback
 from .clock import ScheduleClock
-from .exceptions import HyperParameterError, ScheduleError
-from .hyperparameters import HyperParameter, LearningRate, Momentum, OptimizerHyperParameter
+from .exceptions import HyperParameterError
+from .hyperparameters import OptimizerHyperParameter
 from .ordering import NoConflict, Resolution, Unresolvable
 from .phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
 from .records import Record, record_in
-from .scheduled import check_groups, parse_schedules, positive_int, simulate
-from .schedules.base import UNITS, BaseSchedule
+from .scheduled import check_groups, check_tokens, onecycle_pairs, parse_schedules, positive_int
+from .schedules.base import UNITS
+from .simulation import simulate, simulate_planned
 
 
 class Scheduler(Callback):
@@ -55,11 +57,14 @@ class Scheduler(Callback):
             a number, or, for an optimizer hyperparameter class, a list with one per param group.
         steps_per_epoch: Optimizer steps per epoch for ``"epoch"`` and ``"fraction"`` units;
             by default ``fitstate.updates_per_epoch``: ``len()`` of the training data, divided
-            by ``n`` and rounded up under ``GradientAccumulation(n)``.
+            by ``n`` and rounded up under ``GradientAccumulation(n)``. Under a
+            :class:`~fluxtrain.BatchSize` schedule an epoch is a pass over the samples instead.
+        tokens: ``tokens(batch) -> int``, the tokens of a training batch
+            (:class:`~fluxtrain.state.Batch`), for schedules in unit ``"token"``, e.g.
+            ``lambda batch: int((batch.targets != -100).sum())``.
 
     Attributes:
-        clock: Its :class:`~fluxtrain.clock.ScheduleClock`: completed optimizer steps over all
-            fits, and the time in each unit.
+        clock: Its :class:`~fluxtrain.clock.ScheduleClock`: the time in each unit.
 
     Raises:
         HyperParameterError: For a bad key or a hyperparameter scheduled twice.
@@ -82,14 +87,22 @@ class Scheduler(Callback):
         "cbstate.metrics_epoch": Read,
     }
 
-    def __init__(self, *schedules: Any, steps_per_epoch: int | None = None) -> None:
+    def __init__(
+        self,
+        *schedules: Any,
+        steps_per_epoch: int | None = None,
+        tokens: Callable[[Any], int] | None = None,
+    ) -> None:
         self.entries = parse_schedules(schedules, "Scheduler")
         if steps_per_epoch is not None:
             positive_int(steps_per_epoch, "steps_per_epoch", "Scheduler")
         self.steps_per_epoch = steps_per_epoch
         self._units = {e.schedule.unit for e in self.entries}
-        self._counts_samples = "sample" in self._units
+        self.tokens = check_tokens(tokens, "token" in self._units)
         self.clock = ScheduleClock()
+        sizes = [e for e in self.entries if isinstance(e.hyperparameter, BatchSize)]
+        self._plan = BatchPlan(sizes[0], self.clock) if sizes else None
+        self._counts_samples = "sample" in self._units or self._plan is not None
         self._applied = -1  # t of the last step whose values were applied, until it completes
         self._fitstate: Any = None
         self._updates = 0  # fitstate.total_steps at StepBegin, to tell updates from micro-batches
@@ -103,7 +116,13 @@ class Scheduler(Callback):
 
     def accesses(self) -> Mapping[str, Access]:
         hps = (e.hyperparameter.stateaccess for e in self.entries)
-        return merge_stateaccess(*hps, self.stateaccess)
+        extra = {"batch": Read} if self.tokens is not None else {}
+        return merge_stateaccess(*hps, self.stateaccess, extra)
+
+    def training_data(self, data: Any) -> Any:
+        """Under a :class:`~fluxtrain.BatchSize` schedule, the training ``DataLoader`` cut into
+        the batches the schedule gives (see :mod:`fluxtrain.batch_size`); else ``data``."""
+        return data if self._plan is None else self._plan.training_data(data)
 
     def resolveconflict(self, other: Callback) -> Resolution:
         if isinstance(other, Scheduler) and not set(self.names) & set(other.names):
@@ -113,21 +132,6 @@ class Scheduler(Callback):
     def init(self, learner: Any) -> None:
         if "hyperparams" not in learner.cbstate:
             learner.cbstate.hyperparams = {}
-
-    def _start_clock(self, fitstate: Any) -> None:
-        spe = self.steps_per_epoch or fitstate.updates_per_epoch
-        needs = sorted(self._units & {"epoch", "fraction"})
-        if fitstate.n_steps is not None:  # the fraction follows the step budget
-            needs = [unit for unit in needs if unit != "fraction"]
-        if spe is None and needs:
-            raise ScheduleError(
-                f"Scheduler: a schedule in unit {needs[0]!r} needs the number of steps per "
-                f"epoch, but the training data has no len() (an IterableDataset, a stream). "
-                f"Pass Scheduler(..., steps_per_epoch=N) with the number of training batches "
-                f"per epoch, or build the schedule with unit='step' (or unit='fraction' under "
-                f"fit(steps=...))."
-            )
-        self.clock.start_fit(spe, fitstate.n_epochs, fitstate.step, fitstate.n_steps)
 
     # -- hooks -------------------------------------------------------------------------------
 
@@ -139,8 +143,11 @@ class Scheduler(Callback):
             for optimizer in optimizers if entry.n_groups is not None else []:
                 check_groups(entry, optimizer, "Scheduler")
             hp.check(learner)
-            checks.append((entry.schedule.scalar, unit, *entry.domain_on(optimizers)))
-        self._start_clock(learner.fitstate)
+            plan = self._plan
+            value_at = plan.value_at if plan and entry is plan.entry else entry.schedule.scalar
+            checks.append((value_at, unit, *entry.domain_on(optimizers)))
+        spe = self.steps_per_epoch or learner.fitstate.updates_per_epoch
+        self.clock.start(learner.fitstate, spe, self._units)
         self._fitstate = learner.fitstate
         cbstate = learner.cbstate
         if "hyperparams" not in cbstate:
@@ -174,11 +181,14 @@ class Scheduler(Callback):
         if self._loop and isinstance(phase, AbstractTrainingPhase):
             update = self._fitstate.total_steps != self._updates  # not an accumulating micro-batch
             samples = count_samples(learner.batch.inputs) if self._counts_samples else 0
-            self.clock.advance(1 if update else 0, samples)
+            tokens = 0 if self.tokens is None else int(self.tokens(learner.batch))
+            self.clock.advance(1 if update else 0, samples, tokens)
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
         if not self._loop:
             return
+        if isinstance(phase, AbstractTrainingPhase):
+            self.clock.end_epoch()
         kind = AbstractValidationPhase if learner.fitstate.has_validation else AbstractTrainingPhase
         if not isinstance(phase, kind):
             return
@@ -224,26 +234,34 @@ class Scheduler(Callback):
     # -- without training --------------------------------------------------------------------
 
     def simulate(
-        self, n_epochs: int, steps_per_epoch: int | None = None, batch_size: int | None = None
+        self,
+        n_epochs: int,
+        steps_per_epoch: int | None = None,
+        batch_size: int | None = None,
+        samples_per_epoch: int | None = None,
     ) -> dict[str, np.ndarray]:
         """The values a fresh fit of ``n_epochs`` would apply, per hyperparameter, per step.
 
         Nothing is trained and no state changes; metric-driven schedules are evaluated as they
-        are now. ``"sample"`` units assume every batch has ``batch_size`` samples.
+        are now. ``"sample"`` units assume every batch has ``batch_size`` samples; under a
+        :class:`~fluxtrain.BatchSize` schedule the batches are planned as in a fit over
+        ``samples_per_epoch`` samples an epoch instead (``steps_per_epoch`` is not used).
+        Returns ``{name: array}`` with one value per training step.
 
         Args:
             n_epochs: Epochs of the fit, ``>= 0``.
             steps_per_epoch: Training steps per epoch; the constructor's by default.
             batch_size: Samples per step, needed by ``"sample"`` units only.
-
-        Returns:
-            ``{name: array}`` with one value per training step.
+            samples_per_epoch: Training samples per epoch, needed (only) with ``BatchSize``.
 
         Examples:
             >>> from fluxtrain import LearningRate
             >>> Scheduler({LearningRate: lambda t: 1 / (1 + t)}).simulate(1, 3)
             {'LearningRate': array([1.        , 0.5       , 0.33333333])}
         """
+        if self._plan is not None:
+            positive_int(samples_per_epoch, "samples_per_epoch", "simulate with BatchSize")
+            return simulate_planned(self.entries, n_epochs, samples_per_epoch)  # type: ignore[arg-type]
         spe = steps_per_epoch if steps_per_epoch is not None else self.steps_per_epoch
         return simulate(self.entries, n_epochs, spe, batch_size)
 
@@ -272,23 +290,8 @@ class Scheduler(Callback):
             >>> float(scheduler.simulate(2, 4)["Momentum"][0])
             0.95
         """
-        from .schedules import onecycle
-
         steps_per_epoch = kw.pop("steps_per_epoch", None)
-        pairs: list[tuple[type[HyperParameter], BaseSchedule]] = [
-            (LearningRate, onecycle(n, max_lr, **kw))
-        ]
-        if moms is not None:
-            if not (isinstance(moms, (tuple, list)) and len(moms) == 3):
-                raise ScheduleError(
-                    f"Scheduler.onecycle: moms must be (start, peak, end) momentum values or "
-                    f"None, got {moms!r}."
-                )
-            shape = {k: kw[k] for k in ("pct_start", "unit") if k in kw}
-            pairs.append(
-                (Momentum, onecycle(n, moms[1], start_val=moms[0], end_val=moms[2], **shape))
-            )
-        return cls(*pairs, steps_per_epoch=steps_per_epoch)
+        return cls(*onecycle_pairs(n, max_lr, moms, kw), steps_per_epoch=steps_per_epoch)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{e.hyperparameter!r}: {e.schedule!r}" for e in self.entries)

@@ -107,7 +107,7 @@ class TorchScheduler(LRScheduler):
             )
         check_groups(entry, optimizer, "TorchScheduler")
         hp.check_optimizer(optimizer)
-        if unit in ("fraction", "sample"):
+        if unit in ("fraction", "sample", "token"):
             raise ScheduleError(
                 f"TorchScheduler: {hp.name}'s schedule is in unit {unit!r}, which a plain loop "
                 f"cannot resolve. Use unit='step' or unit='epoch' (with steps_per_epoch), or "

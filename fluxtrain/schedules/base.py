@@ -28,7 +28,7 @@ import numpy as np
 
 from ..exceptions import ScheduleError
 
-UNITS = ("step", "epoch", "fraction", "sample")
+UNITS = ("step", "epoch", "fraction", "sample", "token")
 
 
 def check_unit(unit: object, owner: str = "schedule") -> str:
