@@ -72,7 +72,7 @@ class Attribute(HyperParameter):
 
     def __init__(self, path: str) -> None:
         parts = path.split(".") if isinstance(path, str) else []
-        if len(parts) < 2 or not all(part.isidentifier() for part in parts):
+        if len(parts) < 2 or not all(part.isidentifier() or part.isdigit() for part in parts):
             raise HyperParameterError(
                 f"Attribute: path must be a dotted path from the learner to an attribute, "
                 f"e.g. 'loss_fn.kl_weight' or 'model.head.dropout.p', got {path!r}."
@@ -154,7 +154,8 @@ class DropoutRate(HyperParameter):
 
     def __init__(self, module: str | None = None) -> None:
         if module is not None and not (
-            isinstance(module, str) and all(p.isidentifier() for p in module.split("."))
+            isinstance(module, str)
+            and all(p.isidentifier() or p.isdigit() for p in module.split("."))
         ):
             raise HyperParameterError(
                 f"DropoutRate: module must be a dotted path of a submodule of the model "

@@ -104,10 +104,14 @@ class PlannedBatchSampler(Sampler[list[int]]):
         return len(self.sizes(len(self.sampler), self.drop_last))
 
     def __iter__(self) -> Iterator[list[int]]:
-        sizes = self.sizes(len(self.sampler), self.drop_last)
-        indices = iter(self.sampler)
-        for size in sizes:
-            yield [next(indices) for _ in range(size)]
+        sizes = iter(self.sizes(len(self.sampler), self.drop_last))
+        size, batch = next(sizes, 0), []
+        for index in self.sampler:  # to its end, as torch's BatchSampler does (drop_last too)
+            if size:
+                batch.append(index)
+                if len(batch) == size:
+                    yield batch
+                    size, batch = next(sizes, 0), []
 
 
 class BatchPlan:
