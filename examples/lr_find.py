@@ -38,7 +38,8 @@ def main() -> None:
     # lr_find trains the learner itself, then puts every weight, optimizer buffer, metric and
     # random state back, so the fit below runs as it would have without it.
     # One cycle warms up from max_lr / 25, so it takes a max_lr at the steepest fall of the
-    # loss; "valley" (the default best) is the more cautious pick. result.best is the first.
+    # loss; "midpoint" (the default best) lies between "valley" and the lowest loss, see
+    # docs/lr_finder.md. result.best is the first rule asked for.
     result = lr_find(
         learner,
         start=1e-5,

@@ -9,12 +9,13 @@ Examples:
     >>> from fluxtrain.lr_finder import lr_find
     >>> from fluxtrain.testing import tiny_learner
     >>> lr_find(tiny_learner(), seed=0).reason
-    'the smoothed loss exceeded 4 x its minimum at lr=8.3'
+    'the smoothed loss exceeded 4 x its minimum at lr=6.89'
 """
 
 from .find import lr_find as lr_find
 from .plot import plot_lr_find as plot_lr_find
 from .suggestions import LRFinderResult as LRFinderResult
+from .suggestions import midpoint as midpoint
 from .suggestions import minimum as minimum
 from .suggestions import slide as slide
 from .suggestions import steep as steep
@@ -24,6 +25,7 @@ from .suggestions import valley as valley
 __all__ = [
     "LRFinderResult",
     "lr_find",
+    "midpoint",
     "minimum",
     "plot_lr_find",
     "slide",

@@ -12,9 +12,9 @@ Examples:
     >>> learner = tiny_learner()
     >>> result = lr_find(learner, seed=0)
     >>> len(result.lrs), result.reason
-    (99, 'the smoothed loss exceeded 4 x its minimum at lr=8.3')
-    >>> round(result.best, 4)  # the "valley" suggestion
-    0.0123
+    (98, 'the smoothed loss exceeded 4 x its minimum at lr=6.89')
+    >>> round(result.best, 4)  # the "midpoint" suggestion
+    0.1831
     >>> learner.model.weight.item()  # untouched
     0.0
 """
@@ -30,7 +30,7 @@ from ..callback import Callback
 from ..callbacks.progress import ProgressPrinter
 from ..exceptions import FluxTrainError
 from .restore import Untouched
-from .suggestions import SUGGESTIONS, LRFinderResult, suggest_lrs
+from .suggestions import SUGGESTIONS, LRFinderResult, default_smoothing, suggest_lrs
 from .sweep import Cycle, LRSweep, runs_in_sweep
 
 if TYPE_CHECKING:
@@ -46,9 +46,9 @@ def lr_find(
     end: float = 10.0,
     num_steps: int = 100,
     mode: str = "exp",
-    smoothing: float = 0.98,
+    smoothing: float | None = None,
     diverge: float | None = 4.0,
-    suggest: str | Sequence[str] = ("valley", "steep", "minimum", "slide"),
+    suggest: str | Sequence[str] = ("midpoint", "valley", "steep", "minimum", "slide"),
     seed: int | None = None,
     min_steps: int | None = None,
     data: Iterable[Any] | None = None,
@@ -58,9 +58,12 @@ def lr_find(
 
     Step ``i`` of ``n = num_steps`` trains one batch at ``lr_i = start * (end / start) **
     (i / (n - 1))`` (``mode="exp"``) or ``start + (end - start) * i / (n - 1)``
-    (``"linear"``). The loss is smoothed as it comes; once at least ``min_steps`` steps are
-    done, the sweep stops when the smoothed loss exceeds ``diverge`` times its minimum (for a
-    negative minimum ``m``: ``m + (diverge - 1) * |m|``). A NaN or infinite loss ends it too.
+    (``"linear"``). The loss is smoothed as it comes, by a bias-corrected exponential moving
+    average (:func:`~fluxtrain.lr_finder.suggestions.smooth`) whose memory is a tenth of the
+    sweep by default (``smoothing = 1 - 10 / num_steps``: 0.9 for 100 steps). Once at least
+    ``min_steps`` steps are done, the sweep stops when the smoothed loss exceeds ``diverge``
+    times its minimum (for a negative minimum ``m``: ``m + (diverge - 1) * |m|``). A NaN or
+    infinite loss ends it too.
     The training data is cycled when it has fewer than ``num_steps`` batches.
 
     The sweep is a one-epoch ``fit`` of the learner with its callbacks swapped for the ones
@@ -80,11 +83,13 @@ def lr_find(
         end: The last learning rate, ``> start``.
         num_steps: The most steps to run, ``>= 10``.
         mode: ``"exp"`` (evenly spaced on a log scale) or ``"linear"``.
-        smoothing: The decay of the bias-corrected moving average, ``0 <= smoothing < 1``.
+        smoothing: The decay of the bias-corrected moving average, ``0 <= smoothing < 1``;
+            ``None`` for ``1 - 10 / num_steps``
+            (:func:`~fluxtrain.lr_finder.suggestions.default_smoothing`).
         diverge: Stop when the smoothed loss exceeds this multiple of its minimum (``> 1``);
             ``None`` never stops early.
-        suggest: Suggestion rule names (``"valley"``, ``"steep"``, ``"minimum"``,
-            ``"slide"``), or one name; the first is the result's ``best``.
+        suggest: Suggestion rule names (``"midpoint"``, ``"valley"``, ``"steep"``,
+            ``"minimum"``, ``"slide"``), or one name; the first is the result's ``best``.
         seed: Seeds Python's ``random``, NumPy and torch for the sweep (all restored after),
             so the curve does not depend on the random state at the call.
         min_steps: No early stop before this many steps; ``num_steps // 5`` by default.
@@ -110,6 +115,8 @@ def lr_find(
         raise FluxTrainError(f"lr_find: learner must be a Learner, got {type(learner).__name__}.")
     names = _check_arguments(start, end, num_steps, mode, smoothing, diverge, suggest, seed)
     min_steps = _check_min_steps(min_steps, num_steps)
+    if smoothing is None:
+        smoothing = default_smoothing(num_steps)
     train = _sweep_data(learner, data)
     if mode == "exp":
         lrs = start * (end / start) ** (np.arange(num_steps) / (num_steps - 1))
@@ -194,7 +201,7 @@ def _check_arguments(
     end: float,
     num_steps: int,
     mode: str,
-    smoothing: float,
+    smoothing: float | None,
     diverge: float | None,
     suggest: str | Sequence[str],
     seed: int | None,
@@ -221,10 +228,14 @@ def _check_arguments(
             f"lr_find: num_steps must be an int >= {MIN_STEPS}, got {num_steps!r}. A curve "
             f"needs some points to read; 100 is typical."
         )
-    if not isinstance(smoothing, (int, float)) or not 0 <= smoothing < 1:
+    if smoothing is not None and (
+        isinstance(smoothing, bool)
+        or not isinstance(smoothing, (int, float))
+        or not 0 <= smoothing < 1
+    ):
         raise FluxTrainError(
-            f"lr_find: smoothing must be a number with 0 <= smoothing < 1, got {smoothing!r} "
-            f"(0 for no smoothing; 0.98 by default)."
+            f"lr_find: smoothing must be a number with 0 <= smoothing < 1 or None, got "
+            f"{smoothing!r} (0 for no smoothing; None, the default, for 1 - 10 / num_steps)."
         )
     if diverge is not None and (not isinstance(diverge, (int, float)) or not diverge > 1):
         raise FluxTrainError(

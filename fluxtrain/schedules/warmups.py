@@ -128,7 +128,8 @@ def warmup_stable_decay(
     ``f(x)`` is ``1 - x`` (``"linear"``), ``(1 + cos(pi x)) / 2`` (``"cosine"``) or
     ``1 - sqrt(x)`` (``"1-sqrt"``); ``final`` holds after. By default ``warmup_start`` is
     ``peak / (warmup + 1)``, which makes the warmup ``s(t) = peak * (t + 1) / (warmup + 1)`` (no
-    zero on the first step); pass ``warmup_start=0.0`` for HF ``get_wsd_schedule``.
+    zero on the first step). HF ``get_wsd_schedule`` warms up from ``min_lr_ratio * lr``: pass
+    ``warmup_start=final`` (``warmup_start=0.0`` for its releases that warm up from 0).
 
     Examples:
         >>> from fluxtrain.schedules import warmup_stable_decay
