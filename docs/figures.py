@@ -228,6 +228,39 @@ def onecycle_figure() -> Figure:
     return figure
 
 
+def beyond_optimizer_figure() -> Figure:
+    """``Scheduler.simulate`` of the schedules of ``examples/schedule_anything.py``: a KL
+    weight, a dropout rate, a batch-size warmup and an EMA decay warmup, over 12 epochs of
+    1,437 samples; dotted lines mark the epochs, which get shorter as the batches grow."""
+    from fluxtrain import Attribute, BatchSize, DropoutRate, EMADecay
+
+    scheduler = Scheduler(
+        {
+            Attribute("loss_fn.kl_weight"): Schedule([0, 6], [0.0, 1.0], sineio()),
+            DropoutRate: Schedule([0, 12], [0.2, 0.0], linear()),
+            BatchSize: Schedule([0, 2], [16, 128], linear()),
+            EMADecay: lambda t: min(0.995, (1 + t) / (10 + t)),
+        }
+    )
+    planned = scheduler.simulate(12, samples_per_epoch=1437)
+    sizes = planned["BatchSize"]
+    starts, seen = [], 0.0
+    for step, size in enumerate(sizes):  # the steps where an epoch begins
+        if seen % 1437 == 0:
+            starts.append(step)
+        seen += min(size, 1437 - seen % 1437)
+    figure, axes = grid(4, 2, 3.8, 2.3)
+    for axis, (name, values) in zip(axes, planned.items()):
+        axis.plot(values, color="C0")
+        for step in starts:
+            axis.axvline(step, color="0.6", linestyle=":", linewidth=0.8)
+        style(axis, name)
+        axis.set_xlabel("step", fontsize=7)
+    figure.suptitle("Scheduler.simulate(12, samples_per_epoch=1437): four schedules", fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
 def torch_values(
     make: Callable[[torch.optim.Optimizer], torch.optim.lr_scheduler.LRScheduler],
     steps: int,
@@ -319,6 +352,7 @@ FIGURES: dict[str, Callable[[], Figure]] = {
     "keyframes.png": keyframes_figure,
     "splines.png": splines_figure,
     "onecycle.png": onecycle_figure,
+    "beyond_optimizer.png": beyond_optimizer_figure,
     "catalogue.png": catalogue_figure,
     "peers.png": peers_figure,
 }

@@ -4,6 +4,8 @@ Two user-defined hyperparameters ride along with the learning rate on scikit-lea
 handwritten digits (offline): the dropout probability of the model falls from 0.5 to 0.05, and
 the weight of a logit penalty (``mean(logits**2)``, keeping the outputs small early on) decays
 from 1e-2 to 0 over the first half of training, while the learning rate follows a one-cycle.
+fluxtrain ships both kinds (``DropoutRate`` and ``Attribute("loss_fn.weight")``, see
+``examples/schedule_anything.py``); this example shows how to write a hyperparameter of your own.
 
     python examples/custom_hyperparameter.py
     FLUXTRAIN_FAST=1 python examples/custom_hyperparameter.py   # one epoch, for CI

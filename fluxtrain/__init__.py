@@ -16,6 +16,8 @@ from .callbacks.backends import TensorBoardBackend as TensorBoardBackend
 from .callbacks.checkpointer import Checkpointer as Checkpointer
 from .callbacks.custom import throttle as throttle
 from .callbacks.early_stopping import EarlyStopping as EarlyStopping
+from .callbacks.ema import EMA as EMA
+from .callbacks.ema import EMADecay as EMADecay
 from .callbacks.gradients import GradientClipNorm as GradientClipNorm
 from .callbacks.gradients import GradientClipping as GradientClipping
 from .callbacks.logging import LogHyperParams as LogHyperParams
@@ -29,6 +31,7 @@ from .callbacks.printer import MetricsPrinter as MetricsPrinter
 from .callbacks.progress import ProgressPrinter as ProgressPrinter
 from .callbacks.recorder import Recorder as Recorder
 from .callbacks.stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
+from .callbacks.swa import SWA as SWA
 from .callbacks.to_device import ToDevice as ToDevice
 from .callbacks.wrapped_metrics import FunctionMetric as FunctionMetric
 from .callbacks.wrapped_metrics import TorchMetric as TorchMetric
@@ -124,6 +127,8 @@ __all__ = [
     "CustomCallback",
     "distributed",
     "EarlyStopping",
+    "EMA",
+    "EMADecay",
     "EpochBegin",
     "EpochEnd",
     "Event",
@@ -188,6 +193,7 @@ __all__ = [
     "stepease",
     "StepEnd",
     "StopOnNaNLoss",
+    "SWA",
     "TensorBoardBackend",
     "throttle",
     "ToDevice",

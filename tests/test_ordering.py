@@ -97,10 +97,13 @@ def test_throttle_keeps_ordering_declarations():
 def shipped_callbacks(folder):
     """One instance of every shipped callback, and a Scheduler of each built-in kind."""
     from fluxtrain import (
+        EMA,
+        SWA,
         Accuracy,
         Checkpointer,
         CSVBackend,
         EarlyStopping,
+        EMADecay,
         GradientAccumulation,
         GradientClipNorm,
         GradientClipping,
@@ -135,6 +138,9 @@ def shipped_callbacks(folder):
         LogHyperParams(CSVBackend(folder / "hyperparams.csv")),
         Scheduler({LearningRate: 0.1, Momentum: 0.9, WeightDecay: 0.0}),
         Scheduler({GradientClipNorm: 1.0}),
+        EMA(),
+        SWA(1),
+        Scheduler({EMADecay: 0.99}),
     ]
 
 

@@ -17,6 +17,8 @@ from .checkpointer import Checkpointer as Checkpointer
 from .custom import throttle as throttle
 from .defaults import default_callbacks as default_callbacks
 from .early_stopping import EarlyStopping as EarlyStopping
+from .ema import EMA as EMA
+from .ema import EMADecay as EMADecay
 from .gradients import GradientClipNorm as GradientClipNorm
 from .gradients import GradientClipping as GradientClipping
 from .logging import LogHyperParams as LogHyperParams
@@ -30,6 +32,7 @@ from .printer import MetricsPrinter as MetricsPrinter
 from .progress import ProgressPrinter as ProgressPrinter
 from .recorder import Recorder as Recorder
 from .stop_on_nan import StopOnNaNLoss as StopOnNaNLoss
+from .swa import SWA as SWA
 from .to_device import ToDevice as ToDevice
 from .wrapped_metrics import FunctionMetric as FunctionMetric
 from .wrapped_metrics import TorchMetric as TorchMetric
@@ -40,6 +43,8 @@ __all__ = [
     "CSVBackend",
     "default_callbacks",
     "EarlyStopping",
+    "EMA",
+    "EMADecay",
     "FunctionMetric",
     "GradientAccumulation",
     "GradientClipNorm",
@@ -55,6 +60,7 @@ __all__ = [
     "ProgressPrinter",
     "Recorder",
     "StopOnNaNLoss",
+    "SWA",
     "TensorBoardBackend",
     "throttle",
     "ToDevice",

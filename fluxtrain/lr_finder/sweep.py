@@ -34,7 +34,8 @@ def runs_in_sweep(callback: Callback) -> bool:
     model or ``loss_fn`` (``ToDevice``, augmentation, ``MixedPrecision``), or it declares the
     model and acts at ``BackwardEnd``, between backward and the update (gradient clipping).
     Schedulers never run (``Scheduler``, ``TorchScheduler`` and any callback writing
-    ``"optimizer"``): they would fight the sweep. Observers (metrics, recorders, printers,
+    ``"optimizer"``): they would fight the sweep, and weight averages (``EMA``, ``SWA``) would
+    average its weights for nothing. Observers (metrics, recorders, printers,
     loggers, checkpointers, early stopping) are left out.
 
     Examples:
@@ -42,7 +43,8 @@ def runs_in_sweep(callback: Callback) -> bool:
         >>> runs_in_sweep(ToDevice("cpu")), runs_in_sweep(Metrics())
         (True, False)
     """
-    if any(k.__name__ in ("Scheduler", "TorchScheduler") for k in type(callback).__mro__):
+    skipped = ("Scheduler", "TorchScheduler", "WeightAveraging")
+    if any(k.__name__ in skipped for k in type(callback).__mro__):
         return False
     accesses = callback.accesses()
     writes = [path for path, access in accesses.items() if access is Write]
