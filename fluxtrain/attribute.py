@@ -121,7 +121,11 @@ class Attribute(HyperParameter):
         holder, attribute = self._holder(learner)
         current = getattr(holder, attribute)
         if isinstance(current, torch.Tensor):
-            return current.fill_
+
+            def fill(value: float) -> None:
+                current.fill_(value)
+
+            return fill
         return functools.partial(setattr, holder, attribute)
 
     def __repr__(self) -> str:

@@ -108,8 +108,8 @@ def simulate_planned(
     for _ in range(n_epochs):
         for size in plan.sizes(samples_per_epoch, drop_last):
             times = clock.times()
-            for (value_at, unit), out in zip(evaluations, values):
-                out.append(value_at(times[unit]))
+            for (value_at, index), out in zip(evaluations, values):
+                out.append(value_at(times[index]))
             clock.advance(samples=size)
         clock.end_epoch()
     return {e.hyperparameter.name: np.asarray(out, dtype=float) for e, out in zip(entries, values)}
