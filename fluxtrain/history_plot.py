@@ -1,8 +1,8 @@
 """A picture of a fit: metrics per epoch and hyperparameters per step, in one figure.
 
 matplotlib is an optional extra (``pip install fluxtrain[plot]``). The figure is built without
-``pyplot``, so nothing stays open in a global figure list; ``path=`` saves a PNG through the
-Agg backend.
+``pyplot``, so nothing stays open in a global figure list; in a Jupyter notebook it shows itself
+(:func:`~fluxtrain.plots.new_figure`); ``path=`` saves a PNG through the Agg backend.
 
 Examples:
     >>> from fluxtrain import LearningRate, Metrics
@@ -125,14 +125,10 @@ def plot_history(
 
 
 def _new_figure(n_rows: int, n_cols: int) -> Figure:
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "plot_history needs matplotlib: pip install fluxtrain[plot] (or pip install "
-            "matplotlib)."
-        ) from error
-    return Figure(figsize=(5.0 * n_cols, 1.0 + 2.4 * n_rows), layout="constrained")
+    from .plots import new_figure
+
+    size = (5.0 * n_cols, 1.0 + 2.4 * n_rows)
+    return new_figure("plot_history", figsize=size, layout="constrained")
 
 
 def _draw_metric(

@@ -1,8 +1,9 @@
 """Plots of schedules before training and of the hyperparameters a fit applied.
 
 matplotlib is an optional extra (``pip install fluxtrain[plot]``). The figures are built
-without ``pyplot``, so nothing stays open in a global figure list; in a notebook the returned
-figure shows itself, and ``path=`` saves a PNG.
+without ``pyplot``, so nothing stays open in a global figure list; in a Jupyter notebook the
+returned figure shows itself as a PNG (:func:`new_figure`, no ``%matplotlib inline`` needed), and
+``path=`` saves a PNG.
 
 Examples:
     >>> from fluxtrain import LearningRate
@@ -14,6 +15,8 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -29,15 +32,63 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def _new_figure(n_rows: int) -> Figure:
+def new_figure(owner: str = "fluxtrain's plots", **kwargs: Any) -> Figure:
+    """A matplotlib ``Figure``, built without ``pyplot``, that Jupyter shows as a PNG.
+
+    It is matplotlib's ``Figure`` with a ``_repr_png_`` method, so a notebook cell that ends
+    with one shows the picture, also without ``%matplotlib inline`` (with it, matplotlib's own
+    display is used). Every figure of fluxtrain's plots is made here.
+
+    Args:
+        owner: Who needs matplotlib, for the error when it is missing.
+        **kwargs: Passed to ``Figure`` (``figsize``, ``layout``, ...).
+
+    Raises:
+        ImportError: When matplotlib is not installed.
+
+    Examples:
+        >>> figure = new_figure(figsize=(2.0, 1.0))
+        >>> _ = figure.add_subplot().plot([0, 1], [1, 0])
+        >>> figure._repr_png_()[:8]  # what a notebook shows
+        b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    return _figure_class(owner)(**kwargs)
+
+
+def __getattr__(name: str) -> Any:  # the figure class, created once matplotlib is imported
+    if name == "PlotFigure":
+        return _figure_class("fluxtrain.plots.PlotFigure")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _figure_class(owner: str) -> type[Figure]:
     try:
-        from matplotlib.figure import Figure
+        import matplotlib.figure  # noqa: F401
     except ImportError as error:
         raise ImportError(
-            "fluxtrain's plots need matplotlib: pip install fluxtrain[plot] "
-            "(or pip install matplotlib)."
+            f"{owner} needs matplotlib: pip install fluxtrain[plot] (or pip install matplotlib)."
         ) from error
-    figure = Figure(figsize=(7.0, 1.0 + 2.2 * n_rows), layout="constrained")
+    return _define_figure_class()
+
+
+@functools.cache
+def _define_figure_class() -> type[Figure]:
+    from matplotlib.figure import Figure
+
+    class PlotFigure(Figure):
+        """matplotlib's ``Figure``, shown as a PNG by Jupyter (see :func:`new_figure`)."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=100)
+            return buffer.getvalue()
+
+    PlotFigure.__module__, PlotFigure.__qualname__ = __name__, "PlotFigure"  # it pickles
+    return PlotFigure
+
+
+def _new_figure(n_rows: int) -> Figure:
+    figure = new_figure(figsize=(7.0, 1.0 + 2.2 * n_rows), layout="constrained")
     figure.subplots(n_rows, 1, sharex=True, squeeze=False)
     return figure
 

@@ -84,6 +84,7 @@ def test_no_module_past_300_lines():
         "fluxtrain.checkpoints",
         "fluxtrain.lr_finder",
         "fluxtrain.distributed",
+        "fluxtrain.integrations",
     ],
 )
 def test_packages_list_their_public_names(name):

@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 from typing import IO, Any
 
-from tqdm.auto import tqdm
+from tqdm.std import tqdm  # tqdm.auto warns in a kernel without ipywidgets
 
 from ..access import Read
 from ..callback import Callback
-from ..distributed import is_main_process
+from ..distributed import is_main_process, world_size
 from ..phases import Phase
 from .metrics import Metrics
 
@@ -44,7 +44,11 @@ def format_value(value: Any) -> str:
 
 
 class MetricsPrinter(Callback):
-    """Prints the epoch's metrics of each phase as a table row (header once)."""
+    """Prints the epoch's metrics of each phase as a table row (header once).
+
+    Under ``torch.distributed`` rank 0 prints; the values are those of all ranks (``Metrics``
+    all-reduces them), which the header says (``all 4 ranks``).
+    """
 
     stateaccess = {"cbstate.metrics_epoch": Read, "fitstate": Read}
     runafter = (Metrics,)
@@ -65,7 +69,8 @@ class MetricsPrinter(Callback):
         if self._columns is None or any(c not in known for c in row):
             self._columns = [*known, *(c for c in row if c not in known)]
             header = "epoch  phase  " + "".join(f"{c:>10}  " for c in self._columns)
-            self._write(header.rstrip())
+            ranks = world_size()
+            self._write(header.rstrip() + (f"  (all {ranks} ranks)" if ranks > 1 else ""))
         state = learner.fitstate
         epoch = state.total_epochs + 1 if phase.name == "train" else state.total_epochs
         cells = "".join(f"{format_value(row[c]) if c in row else '':>10}  " for c in self._columns)

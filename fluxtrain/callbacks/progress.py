@@ -1,5 +1,8 @@
 """ProgressPrinter: a tqdm bar per phase and epoch, with a running loss read without stalls.
 
+In a Jupyter kernel with ipywidgets the bars are widgets; elsewhere, and in a kernel without
+ipywidgets, they are tqdm's text bars (:func:`bar_class`).
+
 The bar is redrawn at most every ``interval`` seconds; only then is the loss read. On CUDA the
 loss is copied to pinned host memory with a non-blocking copy, and the value shown is the latest
 copy that has arrived, so the progress bar never waits for the device.
@@ -15,16 +18,37 @@ Examples:
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 import time
 from typing import IO, Any
 
 import torch
-from tqdm.auto import tqdm
 
 from ..access import Read
 from ..callback import Callback
-from ..distributed import is_main_process
+from ..distributed import is_main_process, world_size
 from ..phases import Phase
+
+
+def bar_class() -> type[Any]:
+    """tqdm's widget bar in a Jupyter kernel that has ipywidgets, else tqdm's text bar.
+
+    Chosen when a :class:`ProgressPrinter` is built, not when fluxtrain is imported, and
+    without ``tqdm.auto``, so a kernel without ipywidgets gets text bars and no warning.
+
+    Examples:
+        >>> bar_class().__module__  # not in a notebook
+        'tqdm.std'
+    """
+    shell = sys.modules.get("ipykernel.zmqshell")  # imported by every Jupyter kernel
+    if shell is not None and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        return notebook_tqdm  # type: ignore[no-any-return]
+    from tqdm.std import tqdm
+
+    return tqdm
 
 
 class LatestValue:
@@ -61,6 +85,9 @@ class LatestValue:
 class ProgressPrinter(Callback):
     """Shows a progress bar per phase and epoch with the running loss.
 
+    Under ``torch.distributed`` the bar is rank 0's, and so is the loss it shows (rank 0's own
+    batch, labelled ``loss(rank 0)``); the epoch metrics (``MetricsPrinter``) are global.
+
     Args:
         file: Where bars go (``sys.stderr`` by default).
         interval: Seconds between redraws; the loss is read only at a redraw.
@@ -77,6 +104,8 @@ class ProgressPrinter(Callback):
         self._pending: dict[str, int] = {}
         self._reader = LatestValue()
         self._next = 0.0
+        self._bar_class = bar_class()
+        self._label = "loss"
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
         state = learner.fitstate
@@ -92,11 +121,12 @@ class ProgressPrinter(Callback):
             self._flush(other, learner)  # training: show training's loss as it is now
         if not is_main_process():
             return
+        self._label = "loss" if world_size() == 1 else "loss(rank 0)"
         epoch = state.total_epochs + 1 if name == "train" else state.total_epochs
         total, unit = state.epoch_length, "step"
         if total is None and name == "train" and state.n_steps is not None:
             total, done = state.n_steps, state.step  # a stream: optimizer steps of the budget
-        self._bars[name] = tqdm(
+        self._bars[name] = self._bar_class(
             total=total,
             initial=done,
             desc=f"Epoch {max(epoch, 1)} {name}",
@@ -136,7 +166,7 @@ class ProgressPrinter(Callback):
             return
         loss = learner.batch.loss
         if isinstance(loss, torch.Tensor):
-            bar.set_postfix_str(f"loss={self._reader.read(loss):.4g}", refresh=False)
+            bar.set_postfix_str(f"{self._label}={self._reader.read(loss):.4g}", refresh=False)
         bar.update(self._pending[name])
         self._pending[name] = 0
 

@@ -160,9 +160,9 @@ def _progress_bar(learner: Learner, num_steps: int) -> Any:
     printer = next((cb for cb in printers if isinstance(cb, ProgressPrinter)), None)
     if printer is None:
         return None
-    from tqdm.auto import tqdm
+    from ..callbacks.progress import bar_class
 
-    return tqdm(
+    return bar_class()(
         total=num_steps,
         desc="lr_find",
         file=printer.file,

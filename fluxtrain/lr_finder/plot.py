@@ -2,7 +2,8 @@
 marked.
 
 matplotlib is an optional extra (``pip install fluxtrain[plot]``); the figure is built without
-``pyplot``, and ``path=`` saves a PNG.
+``pyplot``, shows itself in a Jupyter notebook (:func:`~fluxtrain.plots.new_figure`), and
+``path=`` saves a PNG.
 
 Examples:
     >>> from fluxtrain.lr_finder import lr_find
@@ -29,16 +30,11 @@ if TYPE_CHECKING:
 
 def plot_lr_find(result: LRFinderResult, path: str | os.PathLike[str] | None = None) -> Figure:
     """The curve of ``result`` (see :meth:`LRFinderResult.plot`)."""
-    try:
-        from matplotlib.figure import Figure
-    except ImportError as error:
-        raise ImportError(
-            "LRFinderResult.plot needs matplotlib: pip install fluxtrain[plot] "
-            "(or pip install matplotlib)."
-        ) from error
+    from ..plots import new_figure
+
+    figure = new_figure("LRFinderResult.plot", figsize=(7.0, 4.2), layout="constrained")
     finite = np.isfinite(result.smoothed_losses)
     lrs, raw, smoothed = result.lrs[finite], result.losses[finite], result.smoothed_losses[finite]
-    figure = Figure(figsize=(7.0, 4.2), layout="constrained")
     ax = figure.add_subplot()
     ax.plot(lrs, raw, color="0.75", linewidth=1.0, label="loss")
     ax.plot(lrs, smoothed, color="C0", linewidth=2.0, label="smoothed loss")
