@@ -17,19 +17,16 @@ CUDA is available, the CPU otherwise.
 from __future__ import annotations
 
 import argparse
-import datetime
-import gc
 import os
 import socket
 import sys
 
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from digits_data import digits_loaders, digits_model
 
 from fluxtrain import Accuracy, Checkpointer, Learner, Metrics, Scheduler, ToDevice
-from fluxtrain.distributed import is_main_process, rank
+from fluxtrain.distributed import destroy_distributed, init_distributed, is_main_process, rank
 
 PROCESSES = 2  # when started with python
 
@@ -63,20 +60,21 @@ def fit_digits(device: torch.device, folder: str | None) -> float:
 
 def train(folder: str | None, use_cuda: bool) -> float:
     """One process's part of the run, between setting up and tearing down the process group."""
-    if use_cuda:
-        device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        torch.cuda.set_device(device)  # NCCL's collectives use the current device
-    else:
-        device = torch.device("cpu")
-    dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(seconds=120))
+    # NCCL with CUDA (after torch.cuda.set_device(LOCAL_RANK)), gloo otherwise; a new group on
+    # every torchrun restart
+    init_distributed("nccl" if use_cuda else "gloo", timeout=120)
+    device = (
+        torch.device("cuda", int(os.environ["LOCAL_RANK"])) if use_cuda else torch.device("cpu")
+    )
     try:
-        return fit_digits(device, folder)
-    finally:
-        # The learner's DistributedDataParallel wrapper holds the process group: collect it
-        # while Python is fully alive, so that gloo's threads stop here, not at interpreter exit.
-        gc.collect()
-        dist.barrier()  # every rank is done with the group before any tears it down
-        dist.destroy_process_group()
+        accuracy = fit_digits(device, folder)
+    except BaseException:
+        destroy_distributed(barrier=False)  # the other ranks may be anywhere
+        raise
+    # collects the learner's DDP wrapper (it holds the group) so that gloo's threads stop now,
+    # not at interpreter exit; waits for every rank; then destroys the group
+    destroy_distributed()
+    return accuracy
 
 
 def spawned(process: int, port: int, folder: str | None) -> None:

@@ -35,6 +35,7 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from .access import Read
 from .clock import ScheduleClock
+from .distributed.data_parallel import loader_like
 from .exceptions import HyperParameterError, ScheduleError
 from .hyperparameters import HyperParameter
 from .scheduled import Scheduled
@@ -206,21 +207,4 @@ def rechunked(data: Any, sizes: Any) -> DataLoader:
             f"batch_size (it cuts the sampler's indices into batches), but this one has "
             f"{what}. Build it as DataLoader(dataset, batch_size=..., shuffle=...)."
         )
-    workers: dict[str, Any] = {}
-    if data.num_workers > 0:
-        workers = {
-            "prefetch_factor": data.prefetch_factor,
-            "persistent_workers": data.persistent_workers,
-            "multiprocessing_context": data.multiprocessing_context,
-        }
-    return DataLoader(
-        data.dataset,
-        batch_sampler=PlannedBatchSampler(data.sampler, sizes, data.drop_last),
-        num_workers=data.num_workers,
-        collate_fn=data.collate_fn,
-        pin_memory=data.pin_memory,
-        timeout=data.timeout,
-        worker_init_fn=data.worker_init_fn,
-        generator=data.generator,
-        **workers,
-    )
+    return loader_like(data, batch_sampler=PlannedBatchSampler(data.sampler, sizes, data.drop_last))

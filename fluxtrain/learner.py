@@ -54,7 +54,9 @@ class Learner(Loop):
     once and kept for later fits. From ``EpochBegin`` of the first epoch to the last
     ``EpochEnd``, ``model`` is that wrapper (the user's module is ``model.module``); from
     ``FitEnd`` on it is the user's module again. :meth:`state_dict` always holds the user's
-    module's state, without a ``"module."`` prefix. See :mod:`fluxtrain.distributed`.
+    module's state, without a ``"module."`` prefix. A model that is already parallel (FSDP2's
+    ``fully_shard``, any ``DTensor`` parameter) is trained as it is, never wrapped; build its
+    optimizer after sharding it. See :mod:`fluxtrain.distributed`.
 
     Attributes:
         optimizer: The optimizer given (one, or the dict).

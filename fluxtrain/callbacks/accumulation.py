@@ -13,12 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from ..access import Read, Write
 from ..batches import batch_size
 from ..callback import Callback
-from ..distributed import all_reduce_sum, is_distributed, world_size
+from ..distributed import all_reduce_sum, is_distributed, no_gradient_sync, world_size
 from ..exceptions import CancelUpdate, FluxTrainError
 from ..phases import AbstractTrainingPhase, Phase
 
@@ -52,10 +51,12 @@ class GradientAccumulation(Callback):
     ``MixedPrecision`` unscales and ``GradientClipping`` clips them); under
     ``torch.distributed`` the total is summed over the ranks (one small all-reduce per update).
 
-    Under ``torch.distributed`` the micro-batches that do not update run under the
-    ``DistributedDataParallel`` wrapper's ``no_sync()`` (entered at ``StepBegin``, left at
-    ``BackwardEnd``): their gradients accumulate locally, and only the last micro-batch of each
-    group all-reduces the sum, once.
+    Under ``torch.distributed`` the micro-batches that do not update run without gradient
+    synchronization (:func:`~fluxtrain.distributed.no_gradient_sync`: the
+    ``DistributedDataParallel`` wrapper's ``no_sync()``, or FSDP2's
+    ``set_requires_gradient_sync(False)``; entered at ``StepBegin``, left at ``BackwardEnd``):
+    their gradients accumulate locally, and only the last micro-batch of each group reduces the
+    sum, once.
 
     Args:
         n: Micro-batches per update, ``>= 1``.
@@ -124,9 +125,8 @@ class GradientAccumulation(Callback):
             self._group = max(1, min(self.n, left))
         self._update = self._micro + 1 >= self.n or state.epoch_step == state.epoch_length
         self._counted = False
-        model = learner.model
-        if not self._update and isinstance(model, DistributedDataParallel):
-            self._no_sync = model.no_sync()
+        if not self._update and is_distributed():  # DDP's no_sync(), FSDP2's sync switch
+            self._no_sync = no_gradient_sync(learner.model)
             self._no_sync.__enter__()
 
     def on_backward_begin(self, phase: Phase, learner: Any) -> None:

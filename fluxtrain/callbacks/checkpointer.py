@@ -16,7 +16,6 @@ Examples:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from functools import partial
@@ -25,14 +24,14 @@ from typing import Any
 
 from ..access import Read
 from ..callback import Callback
+from ..checkpoints.collective import ShardedSaves, check_shared
 from ..checkpoints.files import load_checkpoint, write_checkpoint
 from ..checkpoints.folder import best, expected_size, prepare, write_failure
 from ..checkpoints.learner_state import rank_states
 from ..checkpoints.lock import FolderLock
 from ..checkpoints.position import resume_point
-from ..checkpoints.resume import fit_call
-from ..checkpoints.rotation import rotate
-from ..distributed import broadcast_object, is_distributed, is_main_process, unwrap
+from ..checkpoints.rotation import monitored, rotate
+from ..distributed import broadcast_object, is_distributed, is_main_process, is_parallel, unwrap
 from ..exceptions import CheckpointError, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
 from .early_stopping import EarlyStopping
@@ -61,8 +60,10 @@ class Checkpointer(Callback):
 
     Under ``torch.distributed`` every rank's random, ``cbstate`` and callback states are
     gathered into the checkpoint (each rank restores its own), rank 0 alone writes, and a failed
-    write raises on every rank; give every rank the same ``folder`` on shared storage. No
-    checkpoint is written on ``KeyboardInterrupt`` there.
+    write raises on every rank; give every rank the same ``folder`` on shared storage (checked
+    at ``FitBegin``). No checkpoint is written on ``KeyboardInterrupt`` there. A model already
+    parallel (FSDP2, tensor parallel) gets sharded checkpoints: folders of shards every rank
+    writes, each file checksummed in the manifest (:mod:`fluxtrain.checkpoints.sharded`).
 
     Args:
         folder: Where to write; created at ``FitBegin``, which fails at once if it cannot be.
@@ -80,6 +81,10 @@ class Checkpointer(Callback):
             (the files stay on disk; new ones are numbered after them) instead of an error.
         trusted_types: Classes a checkpoint may hold besides fluxtrain's own (a callback's
             state of its own types); see :mod:`fluxtrain.checkpoints.trust`.
+        async_save: Write sharded checkpoints in the background on a gloo process group of
+            their own; each is listed in the manifest at the next save or at ``FitEnd``, once
+            complete (``FitEnd`` waits for it). Checkpoints of models that are not sharded
+            are written at once.
 
     Examples:
         >>> Checkpointer("runs/mlp", every_steps=500, monitor="valid/Loss")
@@ -108,6 +113,7 @@ class Checkpointer(Callback):
         save_on_interrupt: bool = True,
         start_over: bool = False,
         trusted_types: Iterable[type] = (),
+        async_save: bool = False,
     ) -> None:
         if not isinstance(folder, (str, os.PathLike)):
             raise FluxTrainError(f"Checkpointer: folder must be a path, got {folder!r}.")
@@ -124,7 +130,8 @@ class Checkpointer(Callback):
         self.keep_best = _count(keep_best, "keep_best", 0)
         self.monitor, self.mode, self.save_on_interrupt = monitor, mode, save_on_interrupt
         self.start_over = bool(start_over)
-        self.trusted_types = tuple(trusted_types)
+        self.trusted_types, self.async_save = tuple(trusted_types), bool(async_save)
+        self._sharded: Any = None  # a ShardedSaves while a parallel model is fitted
         self._lock = FolderLock(self.folder)
         self._learner: Any = None
         self._last: tuple[Any, ...] | None = None
@@ -142,15 +149,17 @@ class Checkpointer(Callback):
                 f"Checkpointer: monitor={self.monitor!r} reads cbstate.metrics_epoch, which the "
                 f"Metrics callback records; add Metrics(...) or drop monitor=."
             )
-        self._last, self._step_saved = None, -1
-        if not is_main_process():
-            return
-        self._lock.acquire()
-        try:
-            prepare(self.folder, expected_size(self.folder, unwrap(learner.model)), self.start_over)
-        except BaseException:
-            self._lock.release()
-            raise
+        self._last, self._step_saved, failure = None, -1, None
+        model = unwrap(learner.model)
+        self._sharded = ShardedSaves(self.async_save) if is_parallel(model) else None
+        if is_main_process():
+            try:
+                self._lock.acquire()
+                prepare(self.folder, expected_size(self.folder, model), self.start_over)
+            except Exception as error:
+                self._lock.release()
+                failure = error
+        check_shared(self.folder, failure)  # every rank sees the folder, or all stop
 
     def _step_end(self, phase: Phase, learner: Any) -> None:
         if isinstance(phase, AbstractTrainingPhase):
@@ -173,15 +182,19 @@ class Checkpointer(Callback):
             self.save("epoch" if epoch else "metric")
 
     def on_fit_end(self, phase: Phase, learner: Any) -> None:
+        ending = learner.fitstate.ending
         try:
-            ending = learner.fitstate.ending
             if ending == "interrupted":
                 if self.save_on_interrupt and not is_distributed():
                     self.save("interrupt")
             elif ending == "cancelled" or (ending == "completed" and self._last != self._moment()):
                 self.save("end")
         finally:
-            self._lock.release()
+            try:  # a background save completes, and is listed (not after a rank failed)
+                if self._sharded is not None:
+                    self._sharded.end(ending)
+            finally:
+                self._lock.release()
 
     def _moment(self) -> tuple[Any, ...]:
         state = self._learner.fitstate
@@ -189,7 +202,8 @@ class Checkpointer(Callback):
         return (epoch, total_epochs, point.phase, point.batches, state.total_steps)
 
     def save(self, kind: str = "manual") -> Path | None:
-        """Writes a checkpoint now and rotates; returns its path (``None`` on ranks > 0).
+        """Writes a checkpoint now and rotates; returns its path (``None`` on ranks > 0, and
+        while an ``async_save`` is being written).
 
         Under ``torch.distributed`` this is a collective: call it on every rank at the same
         point (the automatic saves do).
@@ -205,6 +219,14 @@ class Checkpointer(Callback):
             flush = getattr(callback, "flush", None)
             if callable(flush):
                 flush()
+        if self._sharded is not None:  # every rank writes its shards
+            keep, info = self._entry(learner, kind)
+            try:
+                entry = self._sharded.save(self.folder, learner, ranks, keep, **info)
+            except Exception as error:  # on every rank: the ranks agreed on it
+                raise write_failure(self.folder, error) from error
+            self._last = self._moment()
+            return None if entry is None or not is_main_process() else self.folder / entry["file"]
         path, failure = None, None
         if is_main_process():
             try:
@@ -226,27 +248,7 @@ class Checkpointer(Callback):
         return path
 
     def _write(self, learner: Any, kind: str, ranks: list[Any] | None) -> Path:
-        state = learner.fitstate
-        epoch, total_epochs, point = resume_point(state)
-        at_epoch_end = point.phase == "train" and point.batches is None and point.inner is None
-        measured = state.stage == "end" and state.phase == self._monitor_phase
-        where = "" if point.batches is None else f", {point.batches} {point.phase} batches"
-        info = {
-            "kind": kind,
-            "epoch": total_epochs,
-            "step": state.total_steps,
-            "fit": f"{fit_call(state.n_epochs, state.n_steps, state.validate_every)}: "
-            f"{epoch} epochs{where}",
-            "metric": self._metric(learner.cbstate) if at_epoch_end or measured else None,
-        }
-        info["fit"] = state.fit_id
-        keep = partial(
-            rotate,
-            keep_last=self.keep_last,
-            keep_best=self.keep_best,
-            mode=self.mode,
-            fit=state.fit_id,
-        )
+        keep, info = self._entry(learner, kind)
         saved = learner.state_dict()
         if ranks is not None:  # rank 0's own entries are the top-level ones (stored once)
             saved.update(ranks[0])
@@ -254,18 +256,17 @@ class Checkpointer(Callback):
         entry = write_checkpoint(self.folder, saved, keep, **info)
         return self.folder / entry["file"]
 
-    def _metric(self, cbstate: Any) -> float | None:
-        if self.monitor is None:
-            return None
-        values = cbstate.get("metrics_epoch", {}).get(self.monitor)
-        if not values:
-            raise CheckpointError(
-                f"Checkpointer: monitor {self.monitor!r} is not in cbstate.metrics_epoch; "
-                f"recorded: {', '.join(sorted(cbstate.get('metrics_epoch', {}))) or 'nothing'}. "
-                f"Pass one of those as monitor=."
-            )
-        value = float(values[-1])
-        return None if math.isnan(value) else value
+    def _entry(self, learner: Any, kind: str) -> tuple[Any, dict[str, Any]]:
+        """The rotation and the manifest fields of a checkpoint written now."""
+        state = learner.fitstate
+        _, total_epochs, point = resume_point(state)
+        at_epoch_end = point.phase == "train" and point.batches is None and point.inner is None
+        measured = at_epoch_end or (state.stage == "end" and state.phase == self._monitor_phase)
+        metric = monitored(learner.cbstate, self.monitor) if measured else None
+        info = {"kind": kind, "epoch": total_epochs, "step": state.total_steps, "metric": metric}
+        info["fit"] = state.fit_id
+        counts = {"keep_last": self.keep_last, "keep_best": self.keep_best, "mode": self.mode}
+        return partial(rotate, **counts, fit=state.fit_id), info
 
     @property
     def best_checkpoint(self) -> Path | None:

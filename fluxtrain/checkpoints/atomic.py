@@ -41,7 +41,8 @@ class _HashingWriter:
         self.file.flush()
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
+    """Makes a folder's entries (a rename into it) durable, where the system allows."""
     if os.name == "nt":  # folders cannot be opened for fsync on Windows
         return
     fd = os.open(folder, os.O_RDONLY)
@@ -84,7 +85,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Any], None]) -> 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_folder(path.parent)
+    fsync_folder(path.parent)
     return writer.sha256.hexdigest(), writer.size
 
 

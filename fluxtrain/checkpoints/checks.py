@@ -59,11 +59,12 @@ def check_state(learner: Learner, state: Mapping[str, Any], data: Any) -> None:
     for part, key, what in zip(data, ("train", "valid"), ("training", "validation")):
         if part is not None:
             check_generators(part, state["data_rng"][key], what)
-    _check_model(learner.model, state["model"])
-    for name, optimizer, saved, kind in saved_by_name(
-        learner.optimizer, state["optimizer"], state.get("optimizer_class")
-    ):
-        _check_optimizer(name, optimizer, saved, kind)
+    if "sharded" not in state:  # shards are checked by torch.distributed.checkpoint's load
+        _check_model(learner.model, state["model"])
+        for name, optimizer, saved, kind in saved_by_name(
+            learner.optimizer, state["optimizer"], state.get("optimizer_class")
+        ):
+            _check_optimizer(name, optimizer, saved, kind)
     saved, ours = list(state["callbacks"]), callback_keys(learner)
     if saved != ours:
         missing = [k for k in saved if k not in ours]

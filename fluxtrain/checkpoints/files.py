@@ -37,8 +37,20 @@ import torch
 
 from ..exceptions import CheckpointError
 from .atomic import atomic_write
-from .manifest import FORMAT, MANIFEST, NAME, numbers_on_disk, read_manifest, verify, write_manifest
+from .manifest import (
+    FORMAT,
+    MANIFEST,
+    next_number,
+    numbers_on_disk,
+    read_manifest,
+    verify,
+    write_manifest,
+)
+from .rotation import remove
 from .trust import trusted_types
+
+LEARNER = "learner.pt"
+"""The file of a sharded checkpoint's folder that holds the learner's own state."""
 
 
 def write_checkpoint(
@@ -65,8 +77,7 @@ def write_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(folder) or {"format": FORMAT, "next": 1, "checkpoints": []}
-    listed = [int(NAME.fullmatch(e["file"]).group(1)) for e in manifest["checkpoints"]]  # type: ignore[union-attr]
-    number = max([int(manifest.get("next", 1)), *(n + 1 for n in listed + numbers_on_disk(folder))])
+    number = next_number(folder)
     name = f"checkpoint-{number:06d}.pt"
     digest, size = atomic_write(folder / name, lambda file: torch.save(dict(state), file))
     entry = {"file": name, "sha256": digest, "bytes": size, **info}
@@ -78,7 +89,7 @@ def write_checkpoint(
     names = {e["file"] for e in kept}  # rotation is keyed by file name: a kept file stays
     for old in dropped:
         if old["file"] not in names:
-            (folder / old["file"]).unlink(missing_ok=True)
+            remove(folder / old["file"])
     return entry
 
 
@@ -114,7 +125,8 @@ def _torch_load(path: Path, trust: Iterable[type] = ()) -> dict[str, Any]:
 def load_checkpoint(
     path: str | os.PathLike[str], trusted_types: Iterable[type] = ()
 ) -> dict[str, Any]:
-    """Loads a checkpoint file, first checking it against its folder's manifest.
+    """Loads a checkpoint file (or a sharded checkpoint's ``learner.pt``: see
+    :func:`read_state`), first checking it against its folder's manifest.
 
     A file that its folder's ``manifest.json`` lists must match the size and sha256 recorded
     there; a file the manifest does not list (or a folder without a usable one) is loaded as
@@ -142,10 +154,12 @@ def load_checkpoint(
         {'step': 3}
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() and not (path / LEARNER).is_file():
         raise CheckpointError(
-            f"There is no checkpoint file at {path}. Pass the path of an existing file, or "
-            f"resume='latest' to use the newest one of the Checkpointer's folder."
+            f"There is no checkpoint file at {path}. Pass the path of an existing file (or "
+            f"sharded checkpoint folder), or resume='latest' to use the newest one of the "
+            f"Checkpointer's folder. Under torch.distributed every rank reads the checkpoint: "
+            f"put the Checkpointer's folder on storage all ranks share."
         )
     try:
         manifest = read_manifest(path.parent)
@@ -159,7 +173,18 @@ def load_checkpoint(
                     f"The checkpoint {path} is not the file that was written: {problem}. "
                     f"Use an earlier checkpoint (resume='latest' picks the newest good one)."
                 )
-    return _torch_load(path, trusted_types)
+    return read_state(path, trusted_types)
+
+
+def read_state(path: Path, trust: Iterable[type] = ()) -> dict[str, Any]:
+    """The learner state in a checkpoint file, unverified; for a sharded checkpoint's folder,
+    its ``learner.pt`` with ``"sharded"`` set to the folder's path (the model and optimizer
+    shards load from there: :func:`~fluxtrain.checkpoints.sharded.load_sharded`)."""
+    if not path.is_dir():
+        return _torch_load(path, trust)
+    state = _torch_load(path / LEARNER, trust)
+    state["sharded"] = str(path)
+    return state
 
 
 def load_latest(
@@ -191,7 +216,7 @@ def load_latest(
         problem = verify(folder, entry)
         if problem is None:
             try:
-                state = _torch_load(path, trusted_types)
+                state = read_state(path, trusted_types)
             except CheckpointError as error:
                 problem = str(error)
             else:

@@ -27,8 +27,11 @@ from .atomic import atomic_write, file_sha256
 
 MANIFEST = "manifest.json"
 FORMAT = 1
-NAME = re.compile(r"checkpoint-(\d{6,})\.pt")
-"""The name of a checkpoint file; a manifest lists nothing else."""
+NAME = re.compile(r"checkpoint-(\d{6,})(?:\.pt)?")
+"""The name of a checkpoint file (``.pt``) or of a sharded checkpoint's folder; a manifest
+lists nothing else."""
+SHARD = re.compile(r"__\d+_\d+\.distcp|\.metadata|learner\.pt")
+"""The name of a file inside a sharded checkpoint's folder."""
 
 
 def read_manifest(folder: str | os.PathLike[str]) -> dict[str, Any] | None:
@@ -83,6 +86,8 @@ def write_manifest(folder: str | os.PathLike[str], manifest: Mapping[str, Any]) 
 
 def verify(folder: Path, entry: Mapping[str, Any]) -> str | None:
     """Why the entry's file is not good, or ``None`` when it matches its checksum."""
+    if "files" in entry:
+        return verify_files(folder, entry)
     path = folder / str(entry.get("file"))
     if not path.is_file():
         return "the file is missing"
@@ -107,3 +112,35 @@ def numbers_on_disk(folder: str | os.PathLike[str]) -> list[int]:
     except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(int(m.group(1)) for m in map(NAME.fullmatch, names) if m is not None)
+
+
+def verify_files(folder: Path, entry: Mapping[str, Any]) -> str | None:
+    """Why a sharded entry's folder is not good, or ``None`` when every file matches."""
+    path = folder / str(entry.get("file"))
+    if not path.is_dir():
+        return "the folder is missing"
+    for name, expected in dict(entry["files"]).items():
+        if not isinstance(name, str) or SHARD.fullmatch(name) is None:
+            return f"it lists {name!r}, which is not a file of a sharded checkpoint"
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        size = file.stat().st_size
+        if size != expected.get("bytes"):
+            return f"{name} has {size} bytes, the manifest says {expected.get('bytes')}"
+        if file_sha256(file) != expected.get("sha256"):
+            return f"the sha256 of {name} does not match the manifest (corrupt)"
+    return None
+
+
+def next_number(folder: str | os.PathLike[str]) -> int:
+    """The number of the folder's next checkpoint: after every one listed or on disk.
+
+    Examples:
+        >>> import tempfile
+        >>> next_number(tempfile.mkdtemp())
+        1
+    """
+    manifest = read_manifest(folder) or {"next": 1, "checkpoints": []}
+    listed = [int(NAME.fullmatch(e["file"]).group(1)) for e in manifest["checkpoints"]]  # type: ignore[union-attr]
+    return max([int(manifest.get("next", 1)), *(n + 1 for n in listed + numbers_on_disk(folder))])

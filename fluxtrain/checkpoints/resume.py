@@ -30,13 +30,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..distributed import broadcast_object, is_distributed, is_main_process, unwrap, world_size
+from ..distributed import (
+    all_gather_object,
+    broadcast_object,
+    is_distributed,
+    is_main_process,
+    unwrap,
+    world_size,
+)
 from ..exceptions import CheckpointError
 from ..optimizers import saved_by_name
 from ..state import FitResult
 from ..state import length as data_length
 from .checks import check_format, check_state
-from .files import load_checkpoint, load_latest
+from .files import load_checkpoint, load_latest, read_state
 from .learner_state import callback_keys, for_this_rank
 from .position import Resume, resume_point
 from .rng import set_generator_states, set_rng_state
@@ -70,11 +77,16 @@ def load_learner_state(learner: Learner, state: Mapping[str, Any], data: Any) ->
     check_format(state)
     state = for_this_rank(state)
     check_state(learner, state, data)
-    unwrap(learner.model).load_state_dict(state["model"])
-    for _, optimizer, saved, _ in saved_by_name(
-        learner.optimizer, state["optimizer"], state.get("optimizer_class")
-    ):
-        optimizer.load_state_dict(saved)
+    if "sharded" in state:
+        from .sharded import load_sharded  # torch.distributed.checkpoint, only when used
+
+        load_sharded(learner, state["sharded"])
+    else:
+        unwrap(learner.model).load_state_dict(state["model"])
+        for _, optimizer, saved, _ in saved_by_name(
+            learner.optimizer, state["optimizer"], state.get("optimizer_class")
+        ):
+            optimizer.load_state_dict(saved)
     fields = {f.name for f in dataclasses.fields(learner.fitstate)}
     for name, value in state["fitstate"].items():
         if name in fields:
@@ -146,9 +158,27 @@ def _latest_on_every_rank(
         )
     if path is None:
         return None
+    blind = [r for r, seen in enumerate(all_gather_object(Path(path).exists())) if not seen]
+    if blind:
+        raise CheckpointError(not_shared(folder, blind))
     if latest is not None:
         return latest[1], path
-    return load_checkpoint(path, trust), path
+    return read_state(Path(path), trust), path  # rank 0 checked it against the manifest
+
+
+def not_shared(folder: Any, ranks: list[int]) -> str:
+    """The message for a checkpoint folder that some ranks do not see.
+
+    Examples:
+        >>> not_shared("runs/a", [2, 3])[:56]
+        'The checkpoint folder runs/a is not shared: ranks [2, 3]'
+    """
+    return (
+        f"The checkpoint folder {folder} is not shared: ranks {ranks} do not see what rank 0 "
+        f"writes there (node-local storage?). Every rank loads the checkpoints rank 0 writes: "
+        f"give the Checkpointer a folder on storage all nodes mount (NFS, a shared file "
+        f"system) at the same path."
+    )
 
 
 def fit_call(n_epochs: int | None, n_steps: int | None, validate_every: int | None) -> str:

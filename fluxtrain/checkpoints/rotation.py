@@ -14,10 +14,13 @@ from __future__ import annotations
 import math
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
-_TEMPORARY = re.compile(r"\.(checkpoint-\d{6,}\.pt|manifest\.json)\.\d+\.tmp")
+from ..exceptions import CheckpointError
+
+_TEMPORARY = re.compile(r"\.(checkpoint-\d{6,}(\.pt)?|manifest\.json)\.\d+\.tmp")
 
 
 def by_metric(entries: list[dict[str, Any]], mode: str) -> list[int]:
@@ -35,6 +38,31 @@ def by_metric(entries: list[dict[str, Any]], mode: str) -> list[int]:
         if isinstance(e.get("metric"), (int, float)) and not math.isnan(e["metric"])
     ]
     return [-i for _, i in sorted(scored)]
+
+
+def monitored(cbstate: Any, monitor: str | None) -> float | None:
+    """The last value of ``cbstate.metrics_epoch[monitor]`` (``None`` without a monitor, or
+    for NaN): what a manifest entry records as its ``"metric"``.
+
+    Raises:
+        CheckpointError: ``monitor`` is not recorded.
+
+    Examples:
+        >>> from fluxtrain.state import CallbackState
+        >>> monitored(CallbackState(metrics_epoch={"valid/Loss": [0.5, 0.25]}), "valid/Loss")
+        0.25
+    """
+    if monitor is None:
+        return None
+    values = cbstate.get("metrics_epoch", {}).get(monitor)
+    if not values:
+        raise CheckpointError(
+            f"Checkpointer: monitor {monitor!r} is not in cbstate.metrics_epoch; "
+            f"recorded: {', '.join(sorted(cbstate.get('metrics_epoch', {}))) or 'nothing'}. "
+            f"Pass one of those as monitor=."
+        )
+    value = float(values[-1])
+    return None if math.isnan(value) else value
 
 
 def rotate(
@@ -67,7 +95,8 @@ def rotate(
 
 
 def clean_folder(folder: str | os.PathLike[str]) -> list[str]:
-    """Deletes the temporary files killed writers left in ``folder``, and nothing else.
+    """Deletes the temporary files (and sharded checkpoints' temporary folders) killed writers
+    left in ``folder``, and nothing else.
 
     Call it only while holding the folder's lock (:class:`~fluxtrain.checkpoints.lock.FolderLock`):
     then no other process is writing there, and a temporary file is a leftover. Checkpoint files
@@ -89,7 +118,15 @@ def clean_folder(folder: str | os.PathLike[str]) -> list[str]:
     """
     removed = []
     for path in Path(folder).iterdir():
-        if _TEMPORARY.fullmatch(path.name) is not None and path.is_file():
-            path.unlink(missing_ok=True)
+        if _TEMPORARY.fullmatch(path.name) is not None:
+            remove(path)
             removed.append(path.name)
     return removed
+
+
+def remove(path: Path) -> None:
+    """Deletes a checkpoint file, or a sharded checkpoint's folder with its files."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)

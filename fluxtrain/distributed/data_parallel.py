@@ -24,11 +24,21 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler
 
+from .allreduce import ONE_BUCKET_MB, OrderedAllReduce
+from .parallelism import is_parallel
 from .process_group import is_distributed
 
 
 def wrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """``model`` in ``DistributedDataParallel``; a model already wrapped is returned as is.
+    """``model`` in ``DistributedDataParallel``; a model already wrapped or already parallel
+    (FSDP2, tensor parallel: :func:`~fluxtrain.distributed.parallelism.is_parallel`) is
+    returned as is.
+
+    The wrapper keeps every gradient in one bucket and all-reduces it in parameter order
+    (:class:`~fluxtrain.distributed.allreduce.OrderedAllReduce`), so a resumed run, whose
+    wrapper is new, matches an uninterrupted one bitwise at any number of processes. To
+    overlap the all-reduce with ``backward()`` instead, wrap the model yourself before giving
+    it to the ``Learner``: it is kept as it is.
 
     On CUDA the device id is that of the model's parameters (put the model on this process's
     GPU first, e.g. with ``ToDevice(torch.device("cuda", local_rank))``), else ``LOCAL_RANK``.
@@ -41,7 +51,7 @@ def wrap_model(model: torch.nn.Module) -> torch.nn.Module:
         >>> wrap_model(model) is model  # no process group: unchanged
         True
     """
-    if not is_distributed() or isinstance(model, DistributedDataParallel):
+    if not is_distributed() or isinstance(model, DistributedDataParallel) or is_parallel(model):
         return model
     if not any(p.requires_grad for p in model.parameters()):
         return model  # nothing to synchronize; DistributedDataParallel refuses such a model
@@ -50,8 +60,12 @@ def wrap_model(model: torch.nn.Module) -> torch.nn.Module:
         index = parameter.device.index
         if index is None:
             index = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
-        return DistributedDataParallel(model, device_ids=[index], output_device=index)
-    return DistributedDataParallel(model)
+        devices: dict[str, Any] = {"device_ids": [index], "output_device": index}
+    else:
+        devices = {}
+    wrapper = DistributedDataParallel(model, bucket_cap_mb_list=[ONE_BUCKET_MB], **devices)
+    wrapper.register_comm_hook(wrapper.process_group, OrderedAllReduce(model).reduce)
+    return wrapper
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -100,6 +114,19 @@ def shard(data: Any, shuffle: bool | None = None) -> Any:
     sampler: DistributedSampler = DistributedSampler(
         data.dataset, shuffle=shuffle, seed=seed, drop_last=data.drop_last
     )
+    return loader_like(data, batch_size=data.batch_size, sampler=sampler, drop_last=data.drop_last)
+
+
+def loader_like(data: DataLoader, **batching: Any) -> DataLoader:
+    """A ``DataLoader`` over ``data``'s dataset with its workers, collate function, pinning,
+    timeout and generator, and the batching given (``batch_size``, ``sampler``, ``drop_last``,
+    or a ``batch_sampler``).
+
+    Examples:
+        >>> loader = loader_like(DataLoader(range(6), batch_size=2, num_workers=0), batch_size=3)
+        >>> [batch.tolist() for batch in loader]
+        [[0, 1, 2], [3, 4, 5]]
+    """
     workers: dict[str, Any] = {}
     if data.num_workers > 0:
         workers = {
@@ -109,15 +136,13 @@ def shard(data: Any, shuffle: bool | None = None) -> Any:
         }
     return DataLoader(
         data.dataset,
-        batch_size=data.batch_size,
-        sampler=sampler,
         num_workers=data.num_workers,
         collate_fn=data.collate_fn,
         pin_memory=data.pin_memory,
-        drop_last=data.drop_last,
         timeout=data.timeout,
         worker_init_fn=data.worker_init_fn,
-        generator=generator,
+        generator=data.generator,
+        **batching,
         **workers,
     )
 

@@ -12,7 +12,8 @@ run's own output and ``exit <code>`` after it (``-9`` for a SIGKILL).
 
 Scenarios:
     equivalence: two epochs of an MLP with metrics, a schedule, progress output and a
-        Checkpointer writing to ``OUT/checkpoints<rank>`` (rank 1's folder must stay absent).
+        Checkpointer writing to ``OUT/checkpoints``; then each rank gives its own folder
+        ``OUT/local<rank>`` (node-local storage), which must fail at ``FitBegin``.
     accumulate: gradient accumulation under DDP, counting the all-reduces with a comm hook;
         then the same with float16 mixed precision.
     resume: a shuffled, dropout-using run that checkpoints into ``OUT/checkpoints`` after
@@ -52,6 +53,8 @@ from fluxtrain import (
 from fluxtrain.callbacks.checkpointer import Checkpointer
 from fluxtrain.callbacks.gradients import GradientAccumulation
 from fluxtrain.distributed import rank
+from fluxtrain.distributed.allreduce import OrderedAllReduce
+from fluxtrain.exceptions import CheckpointError
 
 N_SAMPLES = 64
 RESUME_EPOCHS = 3
@@ -124,21 +127,26 @@ def equivalence(out: Path) -> dict[str, Any]:
         N_SAMPLES // 8 // 2,  # global batch 8 over 2 ranks
         ProgressPrinter(file=progress, interval=0),
         MetricsPrinter(file=table),
-        Checkpointer(out / f"checkpoints{rank()}"),
+        Checkpointer(out / "checkpoints"),
     )
     fit = run.fit(2)
-    # rank 1's folder is empty, yet it resumes from the checkpoint rank 0 picks
     again = equivalence_learner(
         N_SAMPLES // 8 // 2,
         ProgressPrinter(file=io.StringIO()),
         MetricsPrinter(file=io.StringIO()),
-        Checkpointer(out / f"checkpoints{rank()}"),
+        Checkpointer(out / "checkpoints"),
     )
     resumed = again.fit(2, resume="latest")
+    local = equivalence_learner(N_SAMPLES // 8 // 2, Checkpointer(out / f"local{rank()}"))
+    try:
+        local.fit(1)
+    except CheckpointError as error:
+        not_shared = str(error)
     return {
         **results(run),
         "fit": fit,
         "resumed": {**results(again), "fit": resumed},
+        "not_shared": not_shared,
         "progress": progress.getvalue(),
         "table": table.getvalue(),
         "steps_per_epoch": run.fitstate.steps_per_epoch,
@@ -149,34 +157,28 @@ def equivalence(out: Path) -> dict[str, Any]:
 
 
 class CountAllReduces(Callback):
-    """Counts the gradient buckets DDP all-reduces during each training step."""
+    """Counts the gradient buckets DDP all-reduces during each training step (the calls of the
+    learner's wrapper's ``OrderedAllReduce`` hook)."""
 
     stateaccess = {"model": Read}
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.hook: Any = None
         self.per_step: list[int] = []
-        self._registered = False
 
     def on_epoch_begin(self, phase, learner):
-        if not self._registered and isinstance(
+        if self.hook is None and isinstance(
             learner.model, torch.nn.parallel.DistributedDataParallel
         ):
-            from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
-
-            def counted(state, bucket):
-                self.calls += 1
-                return allreduce_hook(state, bucket)
-
-            learner.model.register_comm_hook(None, counted)
-            self._registered = True
+            hooks = [hook.__self__ for hook, _ in learner.model._comm_hooks]
+            self.hook = next(h for h in hooks if isinstance(h, OrderedAllReduce))
 
     def on_step_begin(self, phase, learner):
-        self._before = self.calls
+        self._before = self.hook.calls
 
     def on_step_end(self, phase, learner):
         if phase.name == "train":
-            self.per_step.append(self.calls - self._before)
+            self.per_step.append(self.hook.calls - self._before)
 
 
 def accumulate_learner(batch_size: int, *callbacks: Callback) -> Learner:

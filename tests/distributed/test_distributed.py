@@ -166,13 +166,19 @@ def test_two_ranks_with_half_batches_train_like_one_process_with_the_whole_batch
     assert first["fit"] == second["fit"] == FitResult(2, 16)
 
     assert "Epoch 2 valid" in first["progress"] and first["table"].startswith("epoch")
+    assert "loss(rank 0)=" in first["progress"]  # rank 0's own batch, said so
+    assert first["table"].splitlines()[0].endswith("Accuracy  (all 2 ranks)")  # global values
     assert second["progress"] == second["table"] == ""
-    assert not (tmp_path / "checkpoints1").exists()  # rank 1's Checkpointer wrote nothing
+    for rank in ranks:  # node-local folders: every rank stops at FitBegin, saying why
+        assert rank["not_shared"].startswith(
+            f"The checkpoint folder {tmp_path / 'local0'} is not shared: ranks [1] do not see"
+        )
+    assert not (tmp_path / "local1").exists()  # rank 1's Checkpointer wrote nothing
     for rank in ranks:  # resume="latest": every rank loaded the checkpoint rank 0 picked
         assert rank["resumed"]["fit"] == FitResult(2, 16)
         assert_identical(rank["resumed"]["model"], first["model"])
         assert rank["resumed"]["metrics_epoch"] == first["metrics_epoch"]
-    path = latest_checkpoint(tmp_path / "checkpoints0")
+    path = latest_checkpoint(tmp_path / "checkpoints")
     state = load_checkpoint(path)
     assert len(state["ranks"]) == WORLD and list(state["model"]) == list(first["model"])
 
