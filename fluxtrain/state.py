@@ -225,3 +225,26 @@ def to_data(data: Any) -> Data:
             "e.g. DataLoader(TensorDataset(inputs, targets), batch_size=32)."
         )
     return Data(train, valid)
+
+
+def epoch_values(
+    history: Any, monitor: str, owner: str, error: type[FluxTrainError] = FluxTrainError
+) -> list[float]:
+    """``history[monitor]`` of ``history = cbstate.metrics_epoch``: the values a callback that
+    monitors a metric reads.
+
+    Raises:
+        FluxTrainError: (or ``error``) ``monitor`` has no value recorded, naming those that do.
+
+    Examples:
+        >>> epoch_values({"valid/Loss": [0.5]}, "valid/Loss", "X")
+        [0.5]
+    """
+    values = history.get(monitor)
+    if not values:
+        raise error(
+            f"{owner}: monitor {monitor!r} is not in cbstate.metrics_epoch; recorded: "
+            f"{', '.join(sorted(history)) or 'nothing'}. Pass one of those as monitor=, or add "
+            f"the metric to Metrics(...)."
+        )
+    return values  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from ..callback import Callback
 from ..distributed import unwrap
 from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
+from ..state import epoch_values
 from .metrics import Metrics
 
 
@@ -106,14 +107,7 @@ class EarlyStopping(Callback):
         last = AbstractValidationPhase if learner.fitstate.has_validation else AbstractTrainingPhase
         if not isinstance(phase, last):
             return
-        history = learner.cbstate.metrics_epoch
-        values = history.get(self.monitor)
-        if not values:
-            raise FluxTrainError(
-                f"EarlyStopping: monitor {self.monitor!r} is not in cbstate.metrics_epoch; "
-                f"recorded: {', '.join(sorted(history)) or 'nothing'}. Pass one of those as "
-                f"monitor=, or add the metric to Metrics(...)."
-            )
+        values = epoch_values(learner.cbstate.metrics_epoch, self.monitor, "EarlyStopping")
         value, epoch = float(values[-1]), len(values)
         if self._improves(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..exceptions import CheckpointError
+from ..state import epoch_values
 
 _TEMPORARY = re.compile(r"\.(checkpoint-\d{6,}(\.pt)?|manifest\.json)\.\d+\.tmp")
 
@@ -54,14 +55,9 @@ def monitored(cbstate: Any, monitor: str | None) -> float | None:
     """
     if monitor is None:
         return None
-    values = cbstate.get("metrics_epoch", {}).get(monitor)
-    if not values:
-        raise CheckpointError(
-            f"Checkpointer: monitor {monitor!r} is not in cbstate.metrics_epoch; "
-            f"recorded: {', '.join(sorted(cbstate.get('metrics_epoch', {}))) or 'nothing'}. "
-            f"Pass one of those as monitor=."
-        )
-    value = float(values[-1])
+    value = float(
+        epoch_values(cbstate.get("metrics_epoch", {}), monitor, "Checkpointer", CheckpointError)[-1]
+    )
     return None if math.isnan(value) else value
 
 

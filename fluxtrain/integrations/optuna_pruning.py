@@ -29,6 +29,7 @@ from ..callback import Callback
 from ..callbacks.metrics import Metrics
 from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
+from ..state import epoch_values
 
 
 class OptunaPruning(Callback):
@@ -93,14 +94,7 @@ class OptunaPruning(Callback):
         last = AbstractValidationPhase if fitstate.has_validation else AbstractTrainingPhase
         if not isinstance(phase, last):
             return
-        history = learner.cbstate.metrics_epoch
-        values = history.get(self.monitor)
-        if not values:
-            raise FluxTrainError(
-                f"OptunaPruning: monitor {self.monitor!r} is not in cbstate.metrics_epoch; "
-                f"recorded: {', '.join(sorted(history)) or 'nothing'}. Pass one of those as "
-                f"monitor=, or add the metric to Metrics(...)."
-            )
+        values = epoch_values(learner.cbstate.metrics_epoch, self.monitor, "OptunaPruning")
         value = float(values[-1])
         if fitstate.validate_every is None:
             step, unit = len(values), "epoch"

@@ -1,5 +1,4 @@
 import copy
-import dataclasses
 import os
 import random
 import signal
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from assertions import assert_identical
 from torch.utils.data import DataLoader, TensorDataset
 
 from fluxtrain import Callback, Learner, LearningRate, Metrics, Momentum, Read, Recorder
@@ -19,25 +19,6 @@ from fluxtrain.scheduler import Scheduler
 
 SCRIPT = Path(__file__).with_name("resume_script.py")
 ROOT = Path(__file__).parents[2]
-
-
-def assert_identical(a, b, where="state"):
-    """Exact equality of nested containers, tensors compared with torch.equal."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), where
-        for key in a:
-            assert_identical(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_identical(x, y, f"{where}[{i}]")
-    elif dataclasses.is_dataclass(a):
-        assert_identical(dataclasses.asdict(a), dataclasses.asdict(b), where)
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 # -- the kill test -----------------------------------------------------------------------------

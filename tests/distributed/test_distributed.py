@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from assertions import assert_identical
 from ddp_script import N_SAMPLES, RESUME_EPOCHS, accumulate_learner, equivalence_learner
-from test_resume import assert_identical
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 

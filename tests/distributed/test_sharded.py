@@ -8,7 +8,6 @@ process takes that of the whole batch: they agree to float32 rounding, compared 
 """
 
 import contextlib
-import dataclasses
 import os
 import queue
 import signal
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.distributed as dist
+from assertions import assert_identical
 from ddp_script import N_SAMPLES, dataset
 from sharded_script import BATCH, EPOCHS, build, schedules
 from torch.nn.parallel import DistributedDataParallel
@@ -49,25 +49,6 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not torch.distributed.is_available(),
     reason="needs torch.distributed with gloo on Linux's loopback interface 'lo'",
 )
-
-
-def assert_identical(a, b, where="state"):
-    """Exact equality of nested containers, tensors compared with torch.equal."""
-    if isinstance(a, torch.Tensor):
-        assert isinstance(b, torch.Tensor) and a.dtype == b.dtype, where
-        assert torch.equal(a, b), where
-    elif isinstance(a, dict):
-        assert isinstance(b, dict) and list(a) == list(b), where
-        for key in a:
-            assert_identical(a[key], b[key], f"{where}[{key!r}]")
-    elif isinstance(a, (list, tuple)):
-        assert type(a) is type(b) and len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_identical(x, y, f"{where}[{i}]")
-    elif dataclasses.is_dataclass(a):
-        assert_identical(dataclasses.asdict(a), dataclasses.asdict(b), where)
-    else:
-        assert a == b, f"{where}: {a!r} != {b!r}"
 
 
 def free_port() -> int:
