@@ -197,6 +197,11 @@ def main() -> None:
     if sys.platform.startswith("linux"):
         env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # gloo on the loopback interface
     print("torchrun, 2 CPU processes:", " ".join(command[3:]), file=sys.stderr)
+    print(
+        "rank 1 will stop itself at step 10: the traceback of rank 0 that follows (its peer is "
+        "gone) is expected, then torchrun restarts both and the fit resumes",
+        file=sys.stderr,
+    )
     subprocess.run(command, env=env, check=True)
     generate(folder, args.tensor_parallel)
 
