@@ -200,6 +200,35 @@ def accumulate(out: Path) -> dict[str, Any]:
     }
 
 
+SAMPLE_SIZES = ([3, 9], [6, 2])  # each rank's micro-batches: unequal within and across ranks
+
+
+def samples_learner(batches: list[Any], accumulate: bool = True) -> Learner:
+    """One update over ``batches`` (a list: each rank passes its own, never sharded)."""
+    model = mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    callbacks = [GradientAccumulation(2, normalize="samples")] if accumulate else []
+    return Learner(
+        model,
+        batches,
+        optimizer,
+        torch.nn.functional.cross_entropy,
+        *callbacks,
+        usedefaultcallbacks=False,
+    )
+
+
+def samples(out: Path) -> dict[str, Any]:
+    start = sum(map(sum, SAMPLE_SIZES[: rank()]))
+    data, batches = dataset(), []
+    for n in SAMPLE_SIZES[rank()]:
+        batches.append(data[start : start + n])
+        start += n
+    run = samples_learner(batches)
+    fit = run.fit(1)
+    return {**results(run), "fit": fit}
+
+
 # -- resume --------------------------------------------------------------------------------------
 
 
@@ -234,7 +263,12 @@ def resume(out: Path) -> dict[str, Any]:
     return {**results(run), "fit": fit}
 
 
-SCENARIOS = {"equivalence": equivalence, "accumulate": accumulate, "resume": resume}
+SCENARIOS = {
+    "equivalence": equivalence,
+    "accumulate": accumulate,
+    "samples": samples,
+    "resume": resume,
+}
 
 
 def main(scenario: str, out: Path) -> None:

@@ -22,7 +22,15 @@ import pytest
 import torch
 import torch.distributed as dist
 from assertions import assert_identical
-from ddp_script import N_SAMPLES, RESUME_EPOCHS, accumulate_learner, equivalence_learner
+from ddp_script import (
+    N_SAMPLES,
+    RESUME_EPOCHS,
+    SAMPLE_SIZES,
+    accumulate_learner,
+    dataset,
+    equivalence_learner,
+    samples_learner,
+)
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -211,6 +219,20 @@ def test_gradient_accumulation_all_reduces_only_the_last_micro_batch(servers, tm
     assert first["mixed_fit"] == second["mixed_fit"]
     assert first["mixed_fit"].steps_completed == len(counts) // 2
     assert_identical(first["mixed"]["model"], second["mixed"]["model"])
+
+
+def test_accumulation_normalized_by_samples_over_unequal_ranks_equals_one_big_batch(
+    servers, tmp_path
+):
+    run(servers, "samples", tmp_path)
+    first, second = results(tmp_path)
+    assert first["fit"].steps_completed == second["fit"].steps_completed == 1
+    # the ranks weigh 12 and 8 samples: without the all-reduced count their updates would differ
+    assert_identical(first["model"], second["model"])
+    total = sum(map(sum, SAMPLE_SIZES))
+    single = samples_learner([dataset()[0:total]], accumulate=False)  # all 20 in one batch
+    single.fit(1)
+    assert_close(first["model"], single.model.state_dict())
 
 
 def test_both_ranks_killed_then_resumed_reach_the_uninterrupted_weights_bitwise(servers, tmp_path):
