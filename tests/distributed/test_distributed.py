@@ -11,8 +11,6 @@ import datetime
 import io
 import os
 import queue
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,6 +29,7 @@ from ddp_script import (
     equivalence_learner,
     samples_learner,
 )
+from runs import follow, free_port
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -47,12 +46,6 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not torch.distributed.is_available(),
     reason="needs torch.distributed with gloo on Linux's loopback interface 'lo'",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -120,27 +113,7 @@ def run(servers, scenario, out, kill_at=None):
         word, value = server.next_line()
         assert word == "pid", (word, value)
         pids.append(int(value))
-    steps, codes, killed = [], [], False
-    try:
-        for server in servers:  # rank 0 prints the steps, then every rank its exit code
-            word, value = server.next_line()
-            while word != "exit":
-                steps.append(int(value))
-                if kill_at is not None and steps[-1] >= kill_at and not killed:
-                    for pid in pids:
-                        os.kill(pid, signal.SIGKILL)
-                    killed = True
-                word, value = server.next_line()
-            codes.append(value)
-    except queue.Empty:
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        raise AssertionError(f"the {scenario} run hung; stderr in {out}") from None
-    want = str(-signal.SIGKILL if kill_at is not None else 0)
-    if codes != [want] * WORLD:
-        errors = [(out / f"stderr{r}.txt").read_text()[-3000:] for r in range(WORLD)]
-        raise AssertionError(f"exit codes {codes}, expected {want}:\n" + "\n".join(errors))
-    return steps
+    return follow([server.next_line for server in servers], pids, scenario, out, kill_at)
 
 
 def results(out):

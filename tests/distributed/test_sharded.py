@@ -11,7 +11,6 @@ import contextlib
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ import torch
 import torch.distributed as dist
 from assertions import assert_identical
 from ddp_script import N_SAMPLES, dataset
+from runs import follow as follow_ranks
+from runs import free_port
 from sharded_script import BATCH, EPOCHS, build, schedules
 from torch.nn.parallel import DistributedDataParallel
 
@@ -49,12 +50,6 @@ pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or not torch.distributed.is_available(),
     reason="needs torch.distributed with gloo on Linux's loopback interface 'lo'",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Lines:
@@ -107,27 +102,7 @@ def run(servers, scenario, out, world, kill_at=None):
         told = dict([server.next(), server.next()])
         assert sorted(told) == ["pid", "worker"], told
         pids.append(int(told["pid"]))
-    steps, codes, killed = [], [], False
-    try:
-        for server in ranks:
-            word, value = server.next()
-            while word != "exit":
-                steps.append(int(value))
-                if kill_at is not None and steps[-1] >= kill_at and not killed:
-                    for pid in pids:
-                        os.kill(pid, signal.SIGKILL)
-                    killed = True
-                word, value = server.next()
-            codes.append(value)
-    except queue.Empty:
-        for pid in pids:
-            os.kill(pid, signal.SIGKILL)
-        raise AssertionError(f"the {scenario} run hung; stderr in {out}") from None
-    want = str(-signal.SIGKILL if kill_at is not None else 0)
-    if codes != [want] * world:
-        errors = [(out / f"stderr{r}.txt").read_text()[-3000:] for r in range(world)]
-        raise AssertionError(f"exit codes {codes}, expected {want}:\n" + "\n".join(errors))
-    return steps
+    return follow_ranks([server.next for server in ranks], pids, scenario, out, kill_at)
 
 
 def results(out, world):
