@@ -135,6 +135,7 @@ def plot_schedule(
     steps_per_epoch: int,
     path: str | os.PathLike[str] | None = None,
     batch_size: int | None = None,
+    samples_per_epoch: int | None = None,
 ) -> Figure:
     """Plots what a fresh fit of ``n_epochs`` would apply, one subplot per hyperparameter.
 
@@ -145,6 +146,9 @@ def plot_schedule(
         steps_per_epoch: Training steps per epoch (the x axis is in steps, epochs on top).
         path: Where to save a PNG, if given.
         batch_size: Samples per step, for schedules in unit ``"sample"``.
+        samples_per_epoch: Training samples per epoch, for a ``Scheduler`` with a
+            ``BatchSize`` schedule (:meth:`~fluxtrain.Scheduler.simulate`); its steps then
+            follow the planned batch sizes.
 
     Returns:
         The matplotlib ``Figure``.
@@ -160,13 +164,14 @@ def plot_schedule(
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise FluxTrainError(f"plot_schedule: {name} must be an int > 0, got {value!r}.")
     if isinstance(schedule_or_scheduler, Scheduler):
-        values = schedule_or_scheduler.simulate(n_epochs, steps_per_epoch, batch_size=batch_size)
+        values = schedule_or_scheduler.simulate(
+            n_epochs, steps_per_epoch, batch_size, samples_per_epoch
+        )
     else:
         schedule = as_schedule(schedule_or_scheduler, "plot_schedule")
         times = unit_times(schedule.unit, n_epochs, steps_per_epoch, batch_size)
         values = {f"value ({schedule.unit} unit)": schedule(times)}
-    steps = np.arange(n_epochs * steps_per_epoch)
-    series = {name: (steps, v) for name, v in values.items()}
+    series = {name: (np.arange(len(v)), v) for name, v in values.items()}
     return _draw(series, steps_per_epoch, "Scheduled hyperparameters", path)
 
 

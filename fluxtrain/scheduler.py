@@ -252,7 +252,8 @@ class Scheduler(Callback):
             n_epochs: Epochs of the fit, ``>= 0``.
             steps_per_epoch: Training steps per epoch; the constructor's by default.
             batch_size: Samples per step, needed by ``"sample"`` units only.
-            samples_per_epoch: Training samples per epoch, needed (only) with ``BatchSize``.
+            samples_per_epoch: Training samples per epoch, needed (only) with ``BatchSize``;
+                by default those of the training data of the latest fit.
 
         Examples:
             >>> from fluxtrain import LearningRate
@@ -260,8 +261,9 @@ class Scheduler(Callback):
             {'LearningRate': array([1.        , 0.5       , 0.33333333])}
         """
         if self._plan is not None:
-            positive_int(samples_per_epoch, "samples_per_epoch", "simulate with BatchSize")
-            return simulate_planned(self.entries, n_epochs, samples_per_epoch)  # type: ignore[arg-type]
+            samples = samples_per_epoch or self.clock.samples_per_epoch  # the fit's, once seen
+            positive_int(samples, "samples_per_epoch", "simulate with BatchSize")
+            return simulate_planned(self.entries, n_epochs, samples)  # type: ignore[arg-type]
         spe = steps_per_epoch if steps_per_epoch is not None else self.steps_per_epoch
         return simulate(self.entries, n_epochs, spe, batch_size)
 

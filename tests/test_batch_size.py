@@ -194,3 +194,14 @@ def test_batch_sizes_below_one_stop_at_the_epoch_start():
 def test_a_batch_size_schedule_in_tokens_is_refused_at_construction():
     with pytest.raises(ScheduleError, match="BatchSize schedule cannot be in unit 'token'"):
         Scheduler({BatchSize: Schedule([0, 1], [2, 4], unit="token")}, tokens=len)
+
+
+def test_plot_schedule_draws_the_planned_steps():
+    pytest.importorskip("matplotlib")
+    from fluxtrain import plot_schedule
+
+    scheduler = Scheduler({BatchSize: RAMP})
+    figure = plot_schedule(scheduler, 2, 5, samples_per_epoch=N)
+    (line,) = figure.axes[0].get_lines()
+    assert list(line.get_xdata()) == list(range(11))
+    assert list(line.get_ydata()) == [2, 2, 3, 3, 4, 5, 6, 6, 6, 6, 6]

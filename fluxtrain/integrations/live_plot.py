@@ -124,7 +124,7 @@ class LivePlot(Callback):
             spe = scheduler.steps_per_epoch or fitstate.updates_per_epoch
             if not spe:
                 continue
-            n_steps = fitstate.n_steps or planned_epochs(fitstate, spe) * spe
+            n_steps = fitstate.n_steps  # a step budget cuts the plan; an epoch budget is all of it
             for name, values in scheduler.simulate(planned_epochs(fitstate, spe), spe).items():
                 steps = np.arange(start, start + len(values))[:n_steps]
                 self._planned[name] = (steps, values[:n_steps])

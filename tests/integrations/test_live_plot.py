@@ -3,8 +3,9 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
-from fluxtrain import FluxTrainError, LearningRate, Metrics, Momentum
+from fluxtrain import BatchSize, FluxTrainError, LearningRate, Metrics, Momentum, Schedule
 from fluxtrain.scheduler import Scheduler
 from fluxtrain.schedules.base import FunctionSchedule
 from fluxtrain.testing import tiny_learner
@@ -81,3 +82,16 @@ def test_without_matplotlib_it_says_how_to_install_it_when_built(monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     with pytest.raises(ImportError, match=r"LivePlot needs matplotlib: pip install fluxtrain\["):
         LivePlot()
+
+
+def test_the_plan_of_a_batch_size_schedule_is_the_fit_bitwise():
+    # 20 samples; 2 -> 6 over the first epoch, then 6: 7 steps, then 4 (see test_batch_size.py)
+    data = DataLoader(TensorDataset(torch.zeros(20, 1), torch.zeros(20, 1)), batch_size=4)
+    scheduler = Scheduler({BatchSize: Schedule([0, 1], [2, 6]), LearningRate: 0.01})
+    live = LivePlot()
+    learner = tiny_learner(Metrics(), scheduler, live, validation=False)
+    learner.fit(2, data)
+    drawn = lines(live.figure, "BatchSize")
+    record = learner.cbstate.hyperparams["BatchSize"]
+    np.testing.assert_array_equal(drawn["planned"][0], np.arange(11))
+    np.testing.assert_array_equal(drawn["planned"][1], record.values)
