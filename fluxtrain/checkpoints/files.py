@@ -76,11 +76,23 @@ def write_checkpoint(
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    manifest = read_manifest(folder) or {"format": FORMAT, "next": 1, "checkpoints": []}
     number = next_number(folder)
     name = f"checkpoint-{number:06d}.pt"
     digest, size = atomic_write(folder / name, lambda file: torch.save(dict(state), file))
     entry = {"file": name, "sha256": digest, "bytes": size, **info}
+    list_in_manifest(folder, entry, number, keep)
+    return entry
+
+
+def list_in_manifest(
+    folder: Path,
+    entry: dict[str, Any],
+    number: int,
+    keep: Callable[[list[dict[str, Any]]], tuple[list, list]] | None = None,
+) -> None:
+    """Lists checkpoint ``number``, complete on disk, in the folder's manifest as ``entry``,
+    then deletes the checkpoints ``keep`` drops (see :func:`write_checkpoint`)."""
+    manifest = read_manifest(folder) or {"format": FORMAT, "next": 1, "checkpoints": []}
     entries = [*manifest["checkpoints"], entry]
     kept, dropped = keep(entries) if keep is not None else (entries, [])
     if entry not in kept:
@@ -90,7 +102,6 @@ def write_checkpoint(
     for old in dropped:
         if old["file"] not in names:
             remove(folder / old["file"])
-    return entry
 
 
 def _torch_load(path: Path, trust: Iterable[type] = ()) -> dict[str, Any]:

@@ -51,9 +51,9 @@ from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_di
 from ..distributed import all_gather_object, broadcast_object, is_distributed, rank, unwrap
 from ..exceptions import CheckpointError
 from .atomic import atomic_write, file_sha256, fsync_folder
-from .files import LEARNER
+from .files import LEARNER, list_in_manifest
 from .learner_state import learner_state
-from .manifest import next_number, read_manifest, write_manifest
+from .manifest import next_number
 from .rotation import remove
 
 if TYPE_CHECKING:
@@ -71,8 +71,11 @@ def _single_process() -> Iterator[dict[str, Any]]:
         yield {"no_dist": True}
 
 
-def _tensors(learner: Learner) -> tuple[torch.nn.Module, list[torch.optim.Optimizer]]:
-    return unwrap(learner.model), list(learner.optimizers.values())
+def _shards(learner: Learner) -> tuple[torch.nn.Module, list[torch.optim.Optimizer], dict]:
+    """The model, the optimizers and their sharded state (``get_state_dict``) as DCP saves it."""
+    model, optimizers = unwrap(learner.model), list(learner.optimizers.values())
+    model_state, optimizer_state = get_state_dict(model, optimizers)
+    return model, optimizers, {"model": model_state, "optimizer": optimizer_state}
 
 
 def _agree(error: BaseException | None, what: str) -> None:
@@ -135,17 +138,7 @@ class PendingSave:
         files = dict(sorted(files.items()))
         total = sum(f["bytes"] for f in files.values())
         entry = {"file": self.name, "files": files, "bytes": total, **self.info}
-        manifest = read_manifest(self.folder) or {"format": 1, "next": 1, "checkpoints": []}
-        entries = [*manifest["checkpoints"], entry]
-        kept, dropped = self.keep(entries) if self.keep is not None else (entries, [])
-        if entry not in kept:
-            kept.append(entry)
-        number = int(self.name.rpartition("-")[2])
-        write_manifest(self.folder, {**manifest, "next": number + 1, "checkpoints": kept})
-        names = {e["file"] for e in kept}
-        for old in dropped:
-            if old["file"] not in names:
-                remove(self.folder / old["file"])
+        list_in_manifest(self.folder, entry, int(self.name.rpartition("-")[2]), self.keep)
         return entry
 
 
@@ -173,9 +166,7 @@ def start_sharded(
             error = failure
     _agree(error, "Checkpointer: preparing a sharded checkpoint")
     pending = PendingSave(folder, broadcast_object(name), info, keep)
-    model, optimizers = _tensors(learner)
-    model_state, optimizer_state = get_state_dict(model, optimizers)
-    shards = {"model": model_state, "optimizer": optimizer_state}
+    shards = _shards(learner)[2]
     try:
         if rank() == 0:
             remove(pending.temporary)  # left by a save of this process that failed
@@ -230,9 +221,7 @@ def load_sharded(learner: Learner, path: str | os.PathLike[str]) -> None:
     Raises:
         CheckpointError: The shards do not fit the model or the optimizers.
     """
-    model, optimizers = _tensors(learner)
-    model_state, optimizer_state = get_state_dict(model, optimizers)
-    shards = {"model": model_state, "optimizer": optimizer_state}
+    model, optimizers, shards = _shards(learner)
     try:
         with _single_process() as alone:
             dcp.load(shards, checkpoint_id=Path(path), **alone)
@@ -244,7 +233,7 @@ def load_sharded(learner: Learner, path: str | os.PathLike[str]) -> None:
         ) from error
     # loaded in place: the dicts get_state_dict returned now hold the checkpoint's values
     set_state_dict(
-        model, optimizers, model_state_dict=model_state, optim_state_dict=optimizer_state
+        model, optimizers, model_state_dict=shards["model"], optim_state_dict=shards["optimizer"]
     )
 
 
