@@ -248,3 +248,21 @@ def epoch_values(
             f"the metric to Metrics(...)."
         )
     return values  # type: ignore[no-any-return]
+
+
+def check_recorded(cbstate: Any, monitor: str, owner: str) -> None:
+    """Raises unless ``cbstate`` holds epoch metrics (``Metrics`` records them), for a
+    callback that monitors ``monitor``; called at ``FitBegin``.
+
+    Examples:
+        >>> check_recorded(CallbackState(), "valid/Loss", "X")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        fluxtrain.exceptions.FluxTrainError: X: monitors 'valid/Loss' in ...
+    """
+    if "metrics_epoch" not in cbstate:
+        raise FluxTrainError(
+            f"{owner}: monitors {monitor!r} in cbstate.metrics_epoch, which only the Metrics "
+            f"callback records, and this learner has none. Add Metrics(...) (or keep "
+            f"usedefaultcallbacks=True)."
+        )

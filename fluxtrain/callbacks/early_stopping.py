@@ -22,7 +22,7 @@ from ..callback import Callback
 from ..distributed import unwrap
 from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
-from ..state import epoch_values
+from ..state import check_recorded, epoch_values
 from .metrics import Metrics
 
 
@@ -94,12 +94,7 @@ class EarlyStopping(Callback):
         self._weights: dict[str, Any] | None = None
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
-        if "metrics_epoch" not in learner.cbstate:
-            raise FluxTrainError(
-                f"EarlyStopping: monitors {self.monitor!r} in cbstate.metrics_epoch, which only "
-                f"the Metrics callback records, and this learner has none. Add Metrics(...) "
-                f"(or keep usedefaultcallbacks=True)."
-            )
+        check_recorded(learner.cbstate, self.monitor, "EarlyStopping")
         if not learner.fitstate.resumed:
             self.best, self.best_epoch, self.wait, self._weights = None, None, 0, None
 

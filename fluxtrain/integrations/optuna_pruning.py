@@ -29,7 +29,7 @@ from ..callback import Callback
 from ..callbacks.metrics import Metrics
 from ..exceptions import CancelFitting, FluxTrainError
 from ..phases import AbstractTrainingPhase, AbstractValidationPhase, Phase
-from ..state import epoch_values
+from ..state import check_recorded, epoch_values
 
 
 class OptunaPruning(Callback):
@@ -81,12 +81,7 @@ class OptunaPruning(Callback):
         self.pruned_reason: str | None = None
 
     def on_fit_begin(self, phase: Phase, learner: Any) -> None:
-        if "metrics_epoch" not in learner.cbstate:
-            raise FluxTrainError(
-                f"OptunaPruning: reports {self.monitor!r} of cbstate.metrics_epoch, which only "
-                f"the Metrics callback records, and this learner has none. Add Metrics(...) "
-                f"(or keep usedefaultcallbacks=True)."
-            )
+        check_recorded(learner.cbstate, self.monitor, "OptunaPruning")
         self.pruned_reason = None
 
     def on_epoch_end(self, phase: Phase, learner: Any) -> None:
