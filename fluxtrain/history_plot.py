@@ -117,10 +117,9 @@ def plot_history(
         _draw_hyperparameter(figure.add_subplot(grid[row, col]), name, pairs)
     figure.suptitle("Training history")
     if path is not None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from .plots import save_png
 
-        FigureCanvasAgg(figure)
-        figure.savefig(os.fspath(path), format="png", dpi=100)
+        save_png(figure, path)
     return figure
 
 

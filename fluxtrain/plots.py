@@ -19,7 +19,7 @@ import functools
 import io
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -80,11 +80,25 @@ def _define_figure_class() -> type[Figure]:
 
         def _repr_png_(self) -> bytes:
             buffer = io.BytesIO()
-            self.savefig(buffer, format="png", dpi=100)
+            save_png(self, buffer)
             return buffer.getvalue()
 
     PlotFigure.__module__, PlotFigure.__qualname__ = __name__, "PlotFigure"  # it pickles
     return PlotFigure
+
+
+def save_png(figure: Figure, path: str | os.PathLike[str] | IO[bytes]) -> None:
+    """Writes ``figure`` as a PNG of 100 dpi to ``path`` (a file name or a binary file): how
+    fluxtrain's plots save and show themselves.
+
+    Examples:
+        >>> buffer = io.BytesIO()
+        >>> save_png(new_figure(figsize=(1.0, 1.0)), buffer)
+        >>> buffer.getvalue()[:8]
+        b'\\x89PNG\\r\\n\\x1a\\n'
+    """
+    target = path if hasattr(path, "write") else os.fspath(path)  # type: ignore[arg-type]
+    figure.savefig(target, format="png", dpi=100)
 
 
 def _new_figure(n_rows: int) -> Figure:
@@ -122,10 +136,7 @@ def _draw(
         top.set_xlabel("epoch")
     figure.suptitle(title)
     if path is not None:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-        FigureCanvasAgg(figure)
-        figure.savefig(os.fspath(path), format="png", dpi=100)
+        save_png(figure, path)
     return figure
 
 

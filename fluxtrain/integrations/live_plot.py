@@ -166,7 +166,9 @@ class LivePlot(Callback):
         self.figure = figure
         self.redraws += 1
         if self.path is not None:
-            figure.savefig(self.path, format="png", dpi=100)
+            from ..plots import save_png
+
+            save_png(figure, self.path)
         if self.notebook if self.notebook is not None else in_notebook():
             self._show(figure)
 

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from ..exceptions import FluxTrainError
-from .run_info import save_png
+from .run_info import png_in
 from .tracking import Scalar, TrackerBackend
 
 BATCH = 1000
@@ -189,7 +189,7 @@ class MLflowBackend(TrackerBackend):
     def _log_figure(self, figure: Any, name: str) -> None:
         assert self.run_id is not None
         with tempfile.TemporaryDirectory() as folder:
-            self.client.log_artifact(self.run_id, save_png(figure, folder, name))
+            self.client.log_artifact(self.run_id, png_in(folder, figure, name))
 
     def _end_run(self, ending: str) -> None:
         assert self.run_id is not None

@@ -80,16 +80,19 @@ def planned_epochs(fitstate: Any, steps_per_epoch: int) -> int:
     return int(fitstate.n_epochs or 0)
 
 
-def save_png(figure: Any, folder: str, name: str) -> str:
-    """Saves ``figure`` as ``folder/name`` (a PNG) and returns the path.
+def png_in(folder: str, figure: Any, name: str) -> str:
+    """Saves ``figure`` as ``folder/name`` (a PNG: :func:`~fluxtrain.plots.save_png`) and
+    returns the path.
 
     Examples:
         >>> import tempfile
         >>> from fluxtrain.plots import plot_schedule
-        >>> path = save_png(plot_schedule(0.1, 1, 2), tempfile.mkdtemp(), "schedule.png")
+        >>> path = png_in(tempfile.mkdtemp(), plot_schedule(0.1, 1, 2), "schedule.png")
         >>> os.path.basename(path), os.path.getsize(path) > 0
         ('schedule.png', True)
     """
+    from ..plots import save_png  # matplotlib, only when a figure is saved
+
     path = os.path.join(folder, name)
-    figure.savefig(path, format="png", dpi=100)
+    save_png(figure, path)
     return path

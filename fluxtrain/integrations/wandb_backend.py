@@ -16,7 +16,7 @@ import tempfile
 from typing import Any
 
 from ..exceptions import FluxTrainError
-from .run_info import save_png
+from .run_info import png_in
 from .tracking import Scalar, TrackerBackend
 
 STEP_METRIC = "global_step"
@@ -146,7 +146,7 @@ class WandbBackend(TrackerBackend):
 
     def _log_figure(self, figure: Any, name: str) -> None:
         with tempfile.TemporaryDirectory() as folder:
-            image = self._wandb.Image(save_png(figure, folder, name))
+            image = self._wandb.Image(png_in(folder, figure, name))
             self.run.log({f"figures/{name.removesuffix('.png')}": image})
 
     def _end_run(self, ending: str) -> None:
